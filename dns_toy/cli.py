@@ -1,0 +1,127 @@
+"""The `dns-toy` command line: parses options, calls the library, prints.
+
+Each command imports its module when it runs, so `dns-toy --help` stays fast
+and a server process loads only what it uses.
+"""
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="A small DNS hierarchy (root, TLD, authoritative, resolver) on loopback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_PORT = 1053
+ZONES_DIR = Path(__file__).resolve().parent.parent / "zones"
+DEFAULT_TOPOLOGY = ZONES_DIR / "topology.toml"
+DEFAULT_ROOT_HINTS = ZONES_DIR / "root.hints"
+
+PortOption = Annotated[
+    int, typer.Option("--port", "-p", help="UDP and TCP port to listen on.")
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log each resolution step (DEBUG).")
+]
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+@app.command()
+def serve(
+    zone_files: Annotated[list[Path], typer.Argument(help="Zone files to serve.")],
+    address: Annotated[
+        str, typer.Option("--address", "-a", help="IP address to listen on.")
+    ] = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+    name: Annotated[
+        Optional[str],
+        typer.Option(help="Server name, returned for CH TXT id.server queries."),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve zone files authoritatively over UDP and TCP."""
+    from .server import run_authority
+
+    _configure_logging(verbose)
+    raise typer.Exit(run_authority([str(p) for p in zone_files], address, port, name))
+
+
+@app.command()
+def up(
+    topology: Annotated[
+        Path, typer.Option(help="Topology file: which server serves which zones.")
+    ] = DEFAULT_TOPOLOGY,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", "-p", help="Port for every server and the resolver "
+                     "(default: the topology's port, else 1053)."),
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="Directory for server logs (default: a new temporary one)."),
+    ] = None,
+) -> None:
+    """Start every server of a hierarchy and a resolver, until Ctrl-C."""
+    from .hierarchy import run_up
+
+    _configure_logging(False)
+    raise typer.Exit(run_up(str(topology), port, None if run_dir is None else str(run_dir)))
+
+
+@app.command()
+def resolver(
+    address: Annotated[
+        str, typer.Option("--address", "-a", help="IP address to listen on.")
+    ] = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+    root_hints: Annotated[
+        Path, typer.Option(help="Root hints in named.root format.")
+    ] = DEFAULT_ROOT_HINTS,
+    server_port: Annotated[
+        int, typer.Option(help="Port on which every name server is queried.")
+    ] = DEFAULT_PORT,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the caching iterative resolver."""
+    from .resolver_service import run_resolver
+
+    _configure_logging(verbose)
+    raise typer.Exit(run_resolver(address, port, str(root_hints), server_port))
+
+
+@app.command()
+def resolve(
+    name: Annotated[str, typer.Argument(help="Domain name to resolve.")],
+    qtype: Annotated[str, typer.Argument(help="Record type, such as A or MX.")] = "A",
+    server: Annotated[
+        Optional[str],
+        typer.Option(help="Ask this resolver (ADDR[:PORT]) instead of resolving here."),
+    ] = None,
+    root_hints: Annotated[
+        Path, typer.Option(help="Root hints for in-process resolution.")
+    ] = DEFAULT_ROOT_HINTS,
+    server_port: Annotated[
+        int, typer.Option(help="Port on which every name server is queried.")
+    ] = DEFAULT_PORT,
+    trace: Annotated[
+        bool, typer.Option("--trace", help="Print each query and what came back.")
+    ] = False,
+) -> None:
+    """Resolve a name, in-process from the root hints or through a resolver."""
+    from .resolve_command import run_resolve
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    raise typer.Exit(
+        run_resolve(name, qtype, server, str(root_hints), server_port, trace)
+    )

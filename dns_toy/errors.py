@@ -1,0 +1,24 @@
+"""The exception tree of dns-toy.
+
+DnsToyError
+    ZoneFileError      a zone file that cannot be read, with path and line
+    TopologyError      a topology file that cannot be used
+"""
+
+
+class DnsToyError(Exception):
+    """Root of every error that dns-toy raises on purpose."""
+
+
+class ZoneFileError(DnsToyError):
+    """A zone file error, printed as `path:line: message`."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+class TopologyError(DnsToyError):
+    """A topology file that names missing files or clashing servers."""
