@@ -143,7 +143,9 @@ def _make_rrset(group: list[ZoneRecord], warnings: list[str]) -> RRset:
     return RRset(first.name, first.rtype, first.ttl, rdatas)
 
 
-def _existing_names(origin: DNSLabel, nodes: dict[NameKey, dict[int, RRset]]) -> set[NameKey]:
+def _existing_names(
+    origin: DNSLabel, nodes: dict[NameKey, dict[int, RRset]]
+) -> set[NameKey]:
     names: set[NameKey] = set()
     apex_depth = len(origin.label)
     for key in nodes:
