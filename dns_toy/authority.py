@@ -8,6 +8,7 @@ wildcard synthesis (RFC 4592) or NXDOMAIN. Negative answers carry the
 zone's SOA with TTL = min(SOA TTL, SOA MINIMUM), RFC 2308 section 3.
 """
 
+import random
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -25,7 +26,7 @@ from dnslib import (
     DNSRecord,
 )
 
-from .names import is_subdomain, lineage, name_key, parent
+from .names import NameKey, is_subdomain, lineage, name_key, parent
 from .zone import RRset, Zone
 
 EDNS_UDP_SIZE = 1232
@@ -64,12 +65,53 @@ class Lookup:
         return RCODE.NOERROR
 
 
+class RRsetOrder(Enum):
+    """The order of the records of an RRset in the answer section.
+
+    RFC 2181 section 5 leaves the order open; rotating it (BIND's
+    `rrset-order cyclic`) spreads clients over the addresses of a name.
+    """
+
+    FIXED = "fixed"
+    CYCLIC = "cyclic"
+    RANDOM = "random"
+
+
 class Catalog:
     """The zones one server is authoritative for."""
 
-    def __init__(self, zones: list[Zone], server_name: str | None = None) -> None:
+    def __init__(
+        self,
+        zones: list[Zone],
+        server_name: str | None = None,
+        order: RRsetOrder = RRsetOrder.FIXED,
+    ) -> None:
         self.zones = {name_key(zone.origin): zone for zone in zones}
         self.server_name = server_name
+        self.order = order
+        self._rotations: dict[tuple[NameKey, int], int] = {}
+        self._random = random.Random()
+
+    def arrange(self, records: list[RR]) -> list[RR]:
+        """Return `records` with each RRset in this catalog's order."""
+        if self.order is RRsetOrder.FIXED:
+            return records
+        arranged: list[RR] = []
+        for group in _rrset_groups(records):
+            if len(group) > 1:
+                group = self._reorder(group)
+            arranged.extend(group)
+        return arranged
+
+    def _reorder(self, group: list[RR]) -> list[RR]:
+        if self.order is RRsetOrder.RANDOM:
+            self._random.shuffle(group)
+            return group
+        key = (name_key(group[0].rname), group[0].rtype)
+        turn = self._rotations.get(key, 0)
+        self._rotations[key] = turn + 1
+        start = turn % len(group)
+        return group[start:] + group[:start]
 
     def find_zone(self, qname: DNSLabel) -> Zone | None:
         """Return the deepest zone whose origin is `qname` or an ancestor."""
@@ -79,6 +121,21 @@ class Catalog:
             if zone is not None:
                 return zone
         return None
+
+
+def _rrset_groups(records: list[RR]) -> list[list[RR]]:
+    groups: list[list[RR]] = []
+    for record in records:
+        last = groups[-1][0] if groups else None
+        if (
+            last is not None
+            and last.rtype == record.rtype
+            and last.rname == record.rname
+        ):
+            groups[-1].append(record)
+        else:
+            groups.append([record])
+    return groups
 
 
 def lookup(catalog: Catalog, qname: DNSLabel, qtype: int) -> Lookup:
@@ -224,7 +281,7 @@ def answer_query(query: DNSRecord, catalog: Catalog) -> DNSRecord:
 
     result = lookup(catalog, question.qname, question.qtype)
     reply.header.aa = int(result.authoritative)
-    for record in result.answer:
+    for record in catalog.arrange(result.answer):
         reply.add_answer(record)
     for record in result.authority:
         reply.add_auth(record)

@@ -5,8 +5,9 @@ and a server process loads only what it uses.
 """
 
 import logging
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,6 +38,12 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+class OrderChoice(str, Enum):
+    fixed = "fixed"
+    cyclic = "cyclic"
+    random = "random"
+
+
 @app.command()
 def serve(
     zone_files: Annotated[list[Path], typer.Argument(help="Zone files to serve.")],
@@ -45,16 +52,42 @@ def serve(
     ] = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
     name: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Server name, returned for CH TXT id.server queries."),
     ] = None,
+    rrset_order: Annotated[
+        OrderChoice,
+        typer.Option(help="Order of the records of an RRset in answers."),
+    ] = OrderChoice.cyclic,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Reload a zone file when it changes.")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Serve zone files authoritatively over UDP and TCP."""
-    from .server import run_authority
+    """Serve zone files authoritatively over UDP and TCP (SIGHUP reloads)."""
+    from .authority import RRsetOrder
+    from .nameserver import run_authority
 
     _configure_logging(verbose)
-    raise typer.Exit(run_authority([str(p) for p in zone_files], address, port, name))
+    paths = [str(p) for p in zone_files]
+    order = RRsetOrder(rrset_order.value)
+    raise typer.Exit(run_authority(paths, address, port, name, order, watch))
+
+
+@app.command("check-zone")
+def check_zone(
+    zone_file: Annotated[Path, typer.Argument(help="Zone file to check.")],
+    origin: Annotated[
+        str | None,
+        typer.Option(help="Zone origin, when the file has no $ORIGIN."),
+    ] = None,
+) -> None:
+    """Check a zone file as a server loads it; exit 1 on errors."""
+    from .zonecheck import check_zone_file
+
+    # Findings are printed by the command itself, not logged a second time.
+    logging.basicConfig(level=logging.ERROR)
+    raise typer.Exit(check_zone_file(str(zone_file), origin))
 
 
 @app.command()
@@ -63,12 +96,16 @@ def up(
         Path, typer.Option(help="Topology file: which server serves which zones.")
     ] = DEFAULT_TOPOLOGY,
     port: Annotated[
-        Optional[int],
-        typer.Option("--port", "-p", help="Port for every server and the resolver "
-                     "(default: the topology's port, else 1053)."),
+        int | None,
+        typer.Option(
+            "--port",
+            "-p",
+            help="Port for every server and the resolver "
+            "(default: the topology's port, else 1053).",
+        ),
     ] = None,
     run_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Directory for server logs (default: a new temporary one)."),
     ] = None,
 ) -> None:
@@ -76,7 +113,9 @@ def up(
     from .hierarchy import run_up
 
     _configure_logging(False)
-    raise typer.Exit(run_up(str(topology), port, None if run_dir is None else str(run_dir)))
+    raise typer.Exit(
+        run_up(str(topology), port, None if run_dir is None else str(run_dir))
+    )
 
 
 @app.command()
@@ -105,7 +144,7 @@ def resolve(
     name: Annotated[str, typer.Argument(help="Domain name to resolve.")],
     qtype: Annotated[str, typer.Argument(help="Record type, such as A or MX.")] = "A",
     server: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Ask this resolver (ADDR[:PORT]) instead of resolving here."),
     ] = None,
     root_hints: Annotated[

@@ -16,11 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from dnslib import DNSError, DNSRecord
-
-from .authority import Catalog, answer_query
-from .errors import DnsToyError
-from .wire import describe_message, encode_response, formerr_for
+from .wire import describe_message, formerr_for
 
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("dns_toy.query")
@@ -185,52 +181,3 @@ def run_service(handler: Handler, address: str, port: int, label: str) -> int:
         )
         return 1
     return 0
-
-
-def authority_handler(catalog: Catalog) -> Handler:
-    """Return a handler that answers from `catalog` as an authority."""
-
-    async def handle(data: bytes, client: Client) -> bytes | None:
-        try:
-            query = DNSRecord.parse(data)
-        except (DNSError, ValueError, IndexError, UnicodeError, struct.error):
-            return formerr_for(data)
-        if query.header.qr:
-            return None  # a reply sent to us: answering could start a loop
-        response = answer_query(query, catalog)
-        return encode_response(response, query, client.transport)
-
-    return handle
-
-
-def run_authority(
-    zone_paths: list[str], address: str, port: int, name: str | None
-) -> int:
-    """Load zones and serve them; print `path:line: message` on a bad zone."""
-    from .zonefile import load_zone
-
-    try:
-        zones = [load_zone(path) for path in zone_paths]
-    except DnsToyError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(
-            f"error: cannot read zone file {exc.filename}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-    origins = [str(zone.origin) for zone in zones]
-    duplicates = sorted({o for o in origins if origins.count(o) > 1})
-    if duplicates:
-        print(f"error: zone {duplicates[0]} is given more than once", file=sys.stderr)
-        return 1
-    for zone in zones:
-        log.info(
-            "loaded zone %s: %d records, serial %d",
-            zone.origin,
-            zone.record_count,
-            zone.serial,
-        )
-    label = name or address
-    return run_service(authority_handler(Catalog(zones, label)), address, port, label)

@@ -18,6 +18,20 @@ CLASS_IN = 1
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A problem found in a zone file, printed as `path:line: message`."""
+
+    severity: str  # "error" stops a load, "warning" does not
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+@dataclass(frozen=True)
 class ZoneRecord:
     """One resource record as read from a zone file, with its source line."""
 
@@ -59,7 +73,9 @@ class Zone:
     names: set[NameKey]
     record_count: int
     path: str = "<zone>"
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    # The file and line of each RRset's first record, for zone checks.
+    lines: dict[tuple[NameKey, int], tuple[str, int]] = field(default_factory=dict)
 
     @property
     def soa(self) -> RRset:
@@ -86,13 +102,13 @@ def build_zone(origin: DNSLabel, records: list[ZoneRecord], path: str) -> Zone:
     warning, as NSD and BIND do.
     """
     grouped: dict[tuple[NameKey, int], list[ZoneRecord]] = {}
-    warnings: list[str] = []
+    warnings: list[Finding] = []
     for record in records:
         _check_record(origin, record)
         key = (name_key(record.name), record.rtype)
         group = grouped.setdefault(key, [])
         if any(other.rdata == record.rdata for other in group):
-            warnings.append(f"{record.path}:{record.line}: duplicate record dropped")
+            warnings.append(_warning(record, "duplicate record dropped"))
             continue
         group.append(record)
 
@@ -111,7 +127,9 @@ def build_zone(origin: DNSLabel, records: list[ZoneRecord], path: str) -> Zone:
     for warning in warnings:
         log.warning("%s", warning)
     count = sum(len(group) for group in grouped.values())
-    return Zone(origin, nodes, _existing_names(origin, nodes), count, path, warnings)
+    lines = {key: (group[0].path, group[0].line) for key, group in grouped.items()}
+    names = _existing_names(origin, nodes)
+    return Zone(origin, nodes, names, count, path, warnings, lines)
 
 
 def _check_record(origin: DNSLabel, record: ZoneRecord) -> None:
@@ -129,16 +147,21 @@ def _check_record(origin: DNSLabel, record: ZoneRecord) -> None:
         )
 
 
-def _make_rrset(group: list[ZoneRecord], warnings: list[str]) -> RRset:
+def _warning(record: ZoneRecord, message: str) -> Finding:
+    return Finding("warning", record.path, record.line, message)
+
+
+def _make_rrset(group: list[ZoneRecord], warnings: list[Finding]) -> RRset:
     # RFC 2181 section 5.2: all records of an RRset share one TTL. Like BIND,
     # keep the first record's TTL and warn about the others.
     first = group[0]
     for other in group[1:]:
         if other.ttl != first.ttl:
-            warnings.append(
-                f"{other.path}:{other.line}: TTL {other.ttl} differs from the "
-                f"RRset's TTL {first.ttl}; using {first.ttl}"
+            message = (
+                f"TTL {other.ttl} differs from the RRset's TTL {first.ttl}; "
+                f"using {first.ttl}"
             )
+            warnings.append(_warning(other, message))
     rdatas = tuple(record.rdata for record in group)
     return RRset(first.name, first.rtype, first.ttl, rdatas)
 

@@ -3,7 +3,7 @@
 import pytest
 from dnslib import CLASS, OPCODE, QTYPE, RCODE, DNSQuestion, DNSRecord, EDNS0
 
-from dns_toy.authority import Catalog, answer_query
+from dns_toy.authority import Catalog, RRsetOrder, answer_query
 from dns_toy.zonefile import parse_zone_text
 
 EXAMPLE = """\
@@ -253,3 +253,44 @@ def test_edns_version_one_is_badvers(catalog: Catalog) -> None:
     options = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
     assert reply.header.rcode == 0
     assert options[0].edns_rcode == 1
+
+
+POOL = """\
+$ORIGIN pool.test.
+$TTL 60
+@    IN SOA ns hostmaster 1 3600 600 86400 30
+     IN NS  ns
+ns   IN A   192.0.2.1
+www  IN A   192.0.2.11
+www  IN A   192.0.2.12
+www  IN A   192.0.2.13
+"""
+
+
+def answer_addresses(catalog: Catalog) -> list[str]:
+    return [str(rr.rdata) for rr in ask(catalog, "www.pool.test").rr]
+
+
+def test_fixed_order_keeps_file_order() -> None:
+    catalog = Catalog([parse_zone_text(POOL)], order=RRsetOrder.FIXED)
+    first = answer_addresses(catalog)
+    assert first == ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
+    assert answer_addresses(catalog) == first
+
+
+def test_cyclic_order_rotates_per_query() -> None:
+    catalog = Catalog([parse_zone_text(POOL)], order=RRsetOrder.CYCLIC)
+    seen = [answer_addresses(catalog) for _ in range(4)]
+    assert seen == [
+        ["192.0.2.11", "192.0.2.12", "192.0.2.13"],
+        ["192.0.2.12", "192.0.2.13", "192.0.2.11"],
+        ["192.0.2.13", "192.0.2.11", "192.0.2.12"],
+        ["192.0.2.11", "192.0.2.12", "192.0.2.13"],
+    ]
+
+
+def test_random_order_keeps_the_rrset() -> None:
+    catalog = Catalog([parse_zone_text(POOL)], order=RRsetOrder.RANDOM)
+    orders = {tuple(answer_addresses(catalog)) for _ in range(60)}
+    assert all(sorted(order) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"] for order in orders)
+    assert len(orders) > 1

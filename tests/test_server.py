@@ -1,10 +1,7 @@
 """The authoritative server on real loopback sockets: UDP, TCP, truncation,
 malformed queries, the query log, and start-up on a bad zone."""
 
-import os
-import random
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -19,6 +16,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+from servers import NameServer, free_port
 
 ADDRESS = "127.0.0.1"
 BIG_TXT_COUNT = 40
@@ -36,70 +34,24 @@ www   IN A   192.0.2.80
 )
 
 
-def free_port() -> int:
-    """Return a port that is free on ADDRESS for both UDP and TCP."""
-    for _ in range(50):
-        port = random.randint(20000, 60000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind((ADDRESS, port))
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                tcp.bind((ADDRESS, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port found")
-
-
-def wait_until_answering(port: int, process: subprocess.Popen, log: Path) -> None:
-    query = dns.message.make_query("example.test.", "SOA")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited early:\n{log.read_text()}")
-        try:
-            dns.query.udp(query, ADDRESS, port=port, timeout=0.2)
-            return
-        except (dns.exception.Timeout, OSError):
-            time.sleep(0.05)
-    pytest.fail(f"server did not answer within 15 s:\n{log.read_text()}")
-
-
-class Server:
-    def __init__(self, port: int, process: subprocess.Popen, log: Path) -> None:
-        self.port = port
-        self.process = process
-        self.log = log
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NameServer]:
     folder = tmp_path_factory.mktemp("server")
     zone = folder / "example.test.zone"
     zone.write_text(ZONE)
-    log = folder / "server.log"
-    port = free_port()
-    command = [sys.executable, "-m", "dns_toy", "serve", str(zone),
-               "--address", ADDRESS, "--port", str(port), "--name", "test-server"]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    running = NameServer([zone], ADDRESS, folder / "server.log", "--name", "test-server")
     try:
-        wait_until_answering(port, process, log)
-        yield Server(port, process, log)
+        running.wait_until_answering("example.test.")
+        yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        running.stop()
 
 
-def udp(server: Server, query: dns.message.Message) -> dns.message.Message:
+def udp(server: NameServer, query: dns.message.Message) -> dns.message.Message:
     return dns.query.udp(query, ADDRESS, port=server.port, timeout=2, ignore_trailing=False)
 
 
-def test_udp_answer_is_authoritative(server: Server) -> None:
+def test_udp_answer_is_authoritative(server: NameServer) -> None:
     query = dns.message.make_query("www.example.test.", "A", use_edns=False)
     reply = udp(server, query)
     assert reply.rcode() == dns.rcode.NOERROR
@@ -108,20 +60,20 @@ def test_udp_answer_is_authoritative(server: Server) -> None:
     assert [rrset.to_text() for rrset in reply.answer] == ["www.example.test. 300 IN A 192.0.2.80"]
 
 
-def test_tcp_answer_matches_udp(server: Server) -> None:
+def test_tcp_answer_matches_udp(server: NameServer) -> None:
     query = dns.message.make_query("www.example.test.", "A")
     reply = dns.query.tcp(query, ADDRESS, port=server.port, timeout=2)
     assert reply.answer == udp(server, query).answer
 
 
-def test_large_answer_truncated_without_edns(server: Server) -> None:
+def test_large_answer_truncated_without_edns(server: NameServer) -> None:
     query = dns.message.make_query("big.example.test.", "TXT", use_edns=False)
     reply = udp(server, query)
     assert reply.flags & dns.flags.TC
     assert reply.answer == []
 
 
-def test_large_answer_truncated_to_edns_size(server: Server) -> None:
+def test_large_answer_truncated_to_edns_size(server: NameServer) -> None:
     small = dns.message.make_query("big.example.test.", "TXT", use_edns=0, payload=1232)
     wire = dns.query.udp(small, ADDRESS, port=server.port, timeout=2).to_wire()
     reply = dns.message.from_wire(wire)
@@ -129,14 +81,14 @@ def test_large_answer_truncated_to_edns_size(server: Server) -> None:
     assert len(wire) <= 1232
 
 
-def test_large_answer_whole_over_tcp(server: Server) -> None:
+def test_large_answer_whole_over_tcp(server: NameServer) -> None:
     query = dns.message.make_query("big.example.test.", "TXT", use_edns=False)
     reply = dns.query.tcp(query, ADDRESS, port=server.port, timeout=2)
     assert not reply.flags & dns.flags.TC
     assert len(reply.answer[0]) == BIG_TXT_COUNT
 
 
-def send_raw(server: Server, payload: bytes, timeout: float = 0.5) -> bytes | None:
+def send_raw(server: NameServer, payload: bytes, timeout: float = 0.5) -> bytes | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.sendto(payload, (ADDRESS, server.port))
@@ -146,7 +98,7 @@ def send_raw(server: Server, payload: bytes, timeout: float = 0.5) -> bytes | No
             return None
 
 
-def test_undecodable_query_gets_formerr(server: Server) -> None:
+def test_undecodable_query_gets_formerr(server: NameServer) -> None:
     header = struct.pack("!HHHHHH", 0xBEEF, 0x0100, 1, 0, 0, 0)
     reply = send_raw(server, header + b"\x07example")  # the question is cut short
     assert reply is not None
@@ -156,14 +108,14 @@ def test_undecodable_query_gets_formerr(server: Server) -> None:
     assert flags & 0x000F == dns.rcode.FORMERR
 
 
-def test_short_garbage_gets_no_reply(server: Server) -> None:
+def test_short_garbage_gets_no_reply(server: NameServer) -> None:
     assert send_raw(server, b"\x01\x02\x03") is None
     # The server is still alive after the garbage.
     query = dns.message.make_query("www.example.test.", "A")
     assert udp(server, query).rcode() == dns.rcode.NOERROR
 
 
-def test_query_log_line_per_query(server: Server) -> None:
+def test_query_log_line_per_query(server: NameServer) -> None:
     query = dns.message.make_query("WWW.example.test.", "A")
     udp(server, query)
     deadline = time.monotonic() + 5
@@ -181,14 +133,14 @@ def test_query_log_line_per_query(server: Server) -> None:
     assert line.endswith("us")
 
 
-def test_chaos_id_server_over_udp(server: Server) -> None:
+def test_chaos_id_server_over_udp(server: NameServer) -> None:
     query = dns.message.make_query("id.server.", "TXT", rdclass="CH")
     reply = udp(server, query)
     assert [rrset.to_text() for rrset in reply.answer] == ['id.server. 0 CH TXT "test-server"']
 
 
 @pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed (Debian package bind9-dnsutils)")
-def test_dig_gets_answer(server: Server) -> None:
+def test_dig_gets_answer(server: NameServer) -> None:
     output = subprocess.run(
         ["dig", f"@{ADDRESS}", "-p", str(server.port), "www.example.test", "A",
          "+norec", "+time=2", "+tries=1"],
@@ -202,23 +154,14 @@ def test_dig_gets_answer(server: Server) -> None:
 def test_sigterm_stops_server_cleanly(tmp_path: Path) -> None:
     zone = tmp_path / "example.test.zone"
     zone.write_text(ZONE)
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dns_toy", "serve", str(zone), "--address", ADDRESS, "--port", str(port)],
-            stdout=output, stderr=subprocess.STDOUT,
-        )
+    running = NameServer([zone], ADDRESS, tmp_path / "server.log")
     try:
-        wait_until_answering(port, process, log)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        running.wait_until_answering("example.test.")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert "stopped" in log.read_text()
-    assert "Traceback" not in log.read_text()
+        status = running.stop()
+    assert status == 0
+    assert "stopped" in running.log.read_text()
+    assert "Traceback" not in running.log.read_text()
 
 
 def test_bad_zone_stops_start_with_line(tmp_path: Path) -> None:
@@ -227,8 +170,8 @@ def test_bad_zone_stops_start_with_line(tmp_path: Path) -> None:
     lines.insert(5, "bad   IN A   1.2.3")  # becomes line 6
     zone.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
-        [sys.executable, "-m", "dns_toy", "serve", str(zone), "--address", ADDRESS, "--port", str(free_port())],
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, "-m", "dns_toy", "serve", str(zone), "--address", ADDRESS, "--port", str(free_port([ADDRESS]))],
+        capture_output=True, text=True, timeout=30, check=False,
     )
     assert result.returncode != 0
     assert result.stderr.startswith(f"{zone}:6: ")
@@ -239,8 +182,8 @@ def test_bad_zone_stops_start_with_line(tmp_path: Path) -> None:
 def test_missing_zone_file_is_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "absent.zone"
     result = subprocess.run(
-        [sys.executable, "-m", "dns_toy", "serve", str(missing), "--port", str(free_port())],
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, "-m", "dns_toy", "serve", str(missing), "--port", str(free_port([ADDRESS]))],
+        capture_output=True, text=True, timeout=30, check=False,
     )
     assert result.returncode != 0
     assert str(missing) in result.stderr
