@@ -1,0 +1,401 @@
+"""`dns-toy up`: run a whole hierarchy as child processes until Ctrl-C.
+
+Each authoritative server of the topology and the resolver run as their own
+`python -m dns_toy` process on their own loopback address, all on one port,
+so the addresses in glue records are the ones the servers listen on.
+
+Theory of operation: SIGINT, SIGTERM and SIGCHLD are blocked while the
+children start, so a Ctrl-C at any moment is held until this process can
+stop every child in order. Start-up polls each server with a UDP query
+until it replies. Afterwards the process sleeps in `sigwait` until a
+signal arrives: SIGCHLD means a child exited, which is reported once while
+the others keep running, and SIGINT or SIGTERM means stop. Stopping sends
+SIGTERM to each child by PID, waits, then sends SIGKILL to what is left.
+Children also get SIGTERM from the kernel if this process dies, even by
+SIGKILL (Linux PR_SET_PDEATHSIG).
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnslib import DNSError, DNSRecord
+
+from .errors import DnsToyError
+from .topology import (
+    Topology,
+    format_root_hints,
+    load_topology,
+    root_hints,
+    root_servers,
+)
+
+DEFAULT_PORT = 1053
+START_TIMEOUT = 15.0  # seconds for every child to reply to its first query
+PROBE_TIMEOUT = 0.3  # seconds to wait for one reply while starting
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL_LINES = 10
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+HANDLED_SIGNALS = STOP_SIGNALS | {signal.SIGCHLD}
+
+
+@dataclass
+class Child:
+    """One started server or resolver process and how to tell it is ready."""
+
+    name: str
+    address: str
+    zones: str
+    probe_name: str
+    probe_type: str
+    log_path: Path
+    process: "subprocess.Popen[bytes]"
+    is_resolver: bool = False
+    reported: bool = False
+
+
+def run_up(topology_path: str, port: int | None, run_dir: str | None) -> int:
+    """Start every server of a topology and its resolver, and wait for a stop.
+
+    Returns 0 after a stop by SIGINT or SIGTERM, 1 when the topology is
+    invalid, a child fails to start or every child has exited.
+    """
+    try:
+        topology = load_topology(topology_path)
+        hints = _derive_hints(topology)
+    except DnsToyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if port is None:
+        port = topology.port if topology.port is not None else DEFAULT_PORT
+    try:
+        directory = _make_run_dir(run_dir)
+        hints_path = directory / "root.hints"
+        hints_path.write_text(format_root_hints(hints), encoding="utf-8")
+    except OSError as exc:
+        print(f"error: failed to write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    # A handler, even an empty one, keeps SIGCHLD from being discarded
+    # while it is blocked, so that `sigwait` can receive it.
+    previous_chld = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    children: list[Child] = []
+    try:
+        return _run(topology, port, directory, hints_path, children)
+    finally:
+        _stop_children(children)
+        _drain_stop_signals()
+        signal.signal(signal.SIGCHLD, previous_chld)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def _derive_hints(topology: Topology) -> list[tuple[str, str]]:
+    # Only the resolver needs hints, so a topology without a root zone is
+    # fine as long as it has no resolver.
+    if topology.resolver_address is None and not root_servers(topology):
+        return []
+    return root_hints(topology)
+
+
+def _make_run_dir(run_dir: str | None) -> Path:
+    if run_dir is None:
+        return Path(tempfile.mkdtemp(prefix="dns-toy-"))
+    directory = Path(run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _run(
+    topology: Topology,
+    port: int,
+    directory: Path,
+    hints_path: Path,
+    children: list[Child],
+) -> int:
+    print(f"Starting {_count_processes(topology)} on port {port} ...", flush=True)
+    _start_children(topology, port, directory, hints_path, children)
+    if not _wait_until_ready(children, port):
+        return 1
+    _print_summary(children, port, directory)
+    if not _wait_for_stop(children):
+        return 1
+    return 0
+
+
+def _count_processes(topology: Topology) -> str:
+    text = f"{len(topology.servers)} servers"
+    if topology.resolver_address is not None:
+        text += " and a resolver"
+    return text
+
+
+def _start_children(
+    topology: Topology,
+    port: int,
+    directory: Path,
+    hints_path: Path,
+    children: list[Child],
+) -> None:
+    # Children are appended one by one, so the caller can stop the ones
+    # already started if a later start raises.
+    for server in topology.servers:
+        command = ["serve", *[str(zone.path) for zone in server.zones]]
+        command += ["--address", server.address, "--port", str(port)]
+        command += ["--name", server.name]
+        zones = ", ".join(zone.origin for zone in server.zones)
+        first_zone = server.zones[0].origin
+        log_path = directory / f"{server.name}.log"
+        process = _spawn(command, log_path)
+        children.append(
+            Child(
+                server.name, server.address, zones, first_zone, "SOA", log_path, process
+            )
+        )
+    if topology.resolver_address is not None:
+        address = topology.resolver_address
+        command = ["resolver", "--address", address, "--port", str(port)]
+        command += ["--root-hints", str(hints_path), "--server-port", str(port)]
+        log_path = directory / "resolver.log"
+        process = _spawn(command, log_path)
+        children.append(
+            Child("resolver", address, "(resolver)", ".", "NS", log_path, process, True)
+        )
+
+
+def _spawn(arguments: list[str], log_path: Path) -> "subprocess.Popen[bytes]":
+    command = [sys.executable, "-m", "dns_toy", *arguments]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_environment(),
+            # `up` starts no threads, which keeps preexec_fn safe.
+            preexec_fn=_child_setup(os.getpid()),  # noqa: PLW1509
+        )
+
+
+def _child_environment() -> dict[str, str]:
+    # Children must import this same dns_toy package, wherever it was
+    # imported from, and write their logs as they go.
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = (
+        package_parent if not existing else package_parent + os.pathsep + existing
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    # Load libc before fork: the child should do as little as possible
+    # between fork and exec.
+    prctl = None
+    if sys.platform.startswith("linux"):
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def setup() -> None:
+        # The signal mask survives exec, so undo the parent's blocking.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        # The parent may have died before prctl took effect.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return setup
+
+
+def _wait_until_ready(children: list[Child], port: int) -> bool:
+    """Poll the servers, then the resolver, until each replies to a query.
+
+    The resolver is polled last because its answer depends on the servers.
+    Prints the reason and returns False on a timeout, an exited child or a
+    stop signal.
+    """
+    deadline = time.monotonic() + START_TIMEOUT
+    servers = [child for child in children if not child.is_resolver]
+    resolvers = [child for child in children if child.is_resolver]
+    for group in (servers, resolvers):
+        if not _wait_for_group(group, children, port, deadline):
+            return False
+    return True
+
+
+def _wait_for_group(
+    group: list[Child], children: list[Child], port: int, deadline: float
+) -> bool:
+    waiting = list(group)
+    while waiting:
+        if _stop_requested():
+            print("Interrupted during start-up, so stopping.", file=sys.stderr)
+            return False
+        exited = [child for child in children if child.process.poll() is not None]
+        for child in exited:
+            _report_start_failure(child, "exited during start-up")
+        if exited:
+            return False
+        waiting = [child for child in waiting if not _probe(child, port)]
+        if waiting and time.monotonic() > deadline:
+            for child in waiting:
+                _report_start_failure(
+                    child, f"did not reply within {START_TIMEOUT:.0f} s"
+                )
+            return False
+    return True
+
+
+def _stop_requested() -> bool:
+    return bool(signal.sigpending() & STOP_SIGNALS)
+
+
+def _probe(child: Child, port: int) -> bool:
+    """Send one UDP query to `child` and return whether a reply came back."""
+    query = DNSRecord.question(child.probe_name, child.probe_type)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(PROBE_TIMEOUT)
+        try:
+            # A connected UDP socket reports an ICMP port unreachable as
+            # ECONNREFUSED at once, so a server not yet listening costs
+            # no timeout.
+            sock.connect((child.address, port))
+            sock.send(query.pack())
+            data = sock.recv(65535)
+        except OSError:
+            time.sleep(0.05)
+            return False
+    try:
+        reply = DNSRecord.parse(data)
+    except (DNSError, ValueError, IndexError, struct.error):
+        return False
+    return bool(reply.header.qr) and reply.header.id == query.header.id
+
+
+def _report_start_failure(child: Child, problem: str) -> None:
+    status = child.process.poll()
+    detail = "" if status is None else f" ({_describe_status(status)})"
+    print(
+        f"error: {child.name} on {child.address} {problem}{detail}.",
+        file=sys.stderr,
+    )
+    _print_log_tail(child)
+
+
+def _describe_status(status: int) -> str:
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}"
+    return f"exit status {status}"
+
+
+def _print_log_tail(child: Child) -> None:
+    try:
+        lines = child.log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        print(f"  cannot read {child.log_path}: {exc.strerror}", file=sys.stderr)
+        return
+    tail = lines.splitlines()[-LOG_TAIL_LINES:]
+    print(f"  last lines of {child.log_path}:", file=sys.stderr)
+    for line in tail:
+        print(f"    {line}", file=sys.stderr)
+
+
+def _print_summary(children: list[Child], port: int, directory: Path) -> None:
+    rows = [("NAME", "ADDRESS", "PORT", "ZONES", "PID")]
+    for child in children:
+        rows.append(
+            (child.name, child.address, str(port), child.zones, str(child.process.pid))
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        print("  ".join([*cells, row[4]]))
+    print()
+    print(_example_lines(children, port))
+    print(f"Logs and root hints: {directory}")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def _example_lines(children: list[Child], port: int) -> str:
+    lines = ["Try:"]
+    resolver = next((c for c in children if c.is_resolver), None)
+    if resolver is not None:
+        lines.append(
+            f"  dig @{resolver.address} -p {port} www.example.com A"
+            "           # through the resolver"
+        )
+    server = next((c for c in children if not c.is_resolver), None)
+    if server is not None:
+        lines.append(
+            f"  dig @{server.address} -p {port} www.example.com A +norec"
+            "    # ask one server, no recursion"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _wait_for_stop(children: list[Child]) -> bool:
+    """Sleep until SIGINT or SIGTERM; report children that exit meanwhile.
+
+    Returns True on a stop signal, False when every child has exited.
+    """
+    while True:
+        signum = signal.sigwait(HANDLED_SIGNALS)
+        if signum in STOP_SIGNALS:
+            return True
+        _report_exits(children)
+        if all(child.process.poll() is not None for child in children):
+            print("error: every process has exited.", file=sys.stderr)
+            return False
+
+
+def _report_exits(children: list[Child]) -> None:
+    # One SIGCHLD can stand for several exits, so every child is checked.
+    for child in children:
+        status = child.process.poll()
+        if status is None or child.reported:
+            continue
+        child.reported = True
+        print(
+            f"error: {child.name} (PID {child.process.pid}) exited "
+            f"({_describe_status(status)}). The others keep running. "
+            f"Log: {child.log_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _stop_children(children: list[Child]) -> None:
+    """Send SIGTERM to every child, SIGKILL after STOP_TIMEOUT, and reap all."""
+    if not children:
+        return
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+    print(f"Stopped {len(children)} processes.", flush=True)
+
+
+def _drain_stop_signals() -> None:
+    # Discard a Ctrl-C that arrived during the stop, so that unblocking
+    # does not raise KeyboardInterrupt after the work is done.
+    while signal.sigtimedwait(STOP_SIGNALS, 0) is not None:
+        pass

@@ -1,0 +1,199 @@
+"""The caching resolver service (`dns-toy resolver`): clients get RA=1.
+
+A query with RD=1 is resolved iteratively by `iterator.Resolver`. Clients
+asking the same question at the same time share one resolution. A query
+with RD=0 is answered from the cache alone, as BIND and Unbound do: the
+cached answer if there is one, else a referral to the closest cached
+delegation, else SERVFAIL. The referral tells the client what the cache
+knows without sending any query on its behalf, which makes RD=0 a way to
+look into the cache.
+"""
+
+import asyncio
+import logging
+import struct
+import sys
+import time
+
+from dnslib import (
+    CLASS,
+    EDNS0,
+    OPCODE,
+    QTYPE,
+    RCODE,
+    RR,
+    DNSError,
+    DNSHeader,
+    DNSLabel,
+    DNSRecord,
+)
+
+from .errors import TopologyError
+from .iterator import Resolution, Resolver
+from .names import NameKey, name_key
+from .server import Client, run_service
+from .topology import read_root_hints
+from .transport import NetworkTransport
+from .wire import encode_response, formerr_for
+
+log = logging.getLogger(__name__)
+
+EDNS_UDP_SIZE = 1232
+ZONE_TRANSFER_TYPES = (QTYPE.AXFR, QTYPE.IXFR)
+
+
+class ResolverService:
+    """Turns client queries into replies, using one shared Resolver."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self._in_flight: dict[tuple[NameKey, int], asyncio.Task[Resolution]] = {}
+
+    async def handle(self, wire: bytes, client: Client) -> bytes | None:
+        """Reply to the query in `wire`; return None to send nothing."""
+        try:
+            query = DNSRecord.parse(wire)
+        except (DNSError, ValueError, IndexError, UnicodeError, struct.error):
+            return formerr_for(wire)
+        if query.header.qr:
+            return None  # a reply sent to us: answering could start a loop
+        response = await self.respond(query)
+        return encode_response(response, query, client.transport, EDNS_UDP_SIZE)
+
+    async def respond(self, query: DNSRecord) -> DNSRecord:
+        """Build the reply to a decoded query."""
+        reply = _reply_header(query)
+        options = [rr for rr in query.ar if rr.rtype == QTYPE.OPT]
+        if len(options) > 1:
+            return _finish(reply, RCODE.FORMERR, [])
+        if options and _edns_version(options[0]) > 0:
+            return _badvers(reply)
+        if query.header.opcode != OPCODE.QUERY:
+            return _finish(reply, RCODE.NOTIMP, options)
+        if len(query.questions) != 1:
+            return _finish(reply, RCODE.FORMERR, options)
+        question = query.questions[0]
+        # Only class IN is resolved, and a resolver serves no zone transfers.
+        if question.qclass != CLASS.IN or question.qtype in ZONE_TRANSFER_TYPES:
+            return _finish(reply, RCODE.REFUSED, options)
+
+        if query.header.rd:
+            resolution = await self._resolve(question.qname, question.qtype)
+            _add_resolution(reply, resolution)
+            return _finish(reply, resolution.rcode, options)
+        return _finish(reply, self._answer_without_recursion(reply), options)
+
+    async def _resolve(self, qname: DNSLabel, qtype: int) -> Resolution:
+        key = (name_key(qname), qtype)
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.resolver.resolve(qname, qtype))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # The shield keeps the shared resolution running when one of the
+        # clients waiting for it is cancelled.
+        return await asyncio.shield(task)
+
+    def _finished(
+        self, key: tuple[NameKey, int], task: "asyncio.Task[Resolution]"
+    ) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if task.cancelled() or task.exception() is not None:
+            return
+        resolution = task.result()
+        if resolution.rcode == RCODE.SERVFAIL:
+            log.info(
+                "SERVFAIL for %s %s after %d queries: %s",
+                resolution.qname,
+                QTYPE[resolution.qtype],
+                resolution.queries,
+                resolution.reason,
+            )
+
+    def _answer_without_recursion(self, reply: DNSRecord) -> int:
+        """Fill `reply` from the cache alone and return its rcode."""
+        question = reply.questions[0]
+        cached = self.resolver.answer_from_cache(question.qname, question.qtype)
+        if cached is not None:
+            _add_resolution(reply, cached)
+            return int(cached.rcode)
+        delegation = self.resolver.cached_delegation(question.qname)
+        if delegation is None:
+            return int(RCODE.SERVFAIL)
+        for record in delegation.ns:
+            reply.add_auth(record)
+        for record in delegation.addresses:
+            reply.add_ar(record)
+        return int(RCODE.NOERROR)
+
+
+def _reply_header(query: DNSRecord) -> DNSRecord:
+    header = DNSHeader(
+        id=query.header.id,
+        qr=1,
+        opcode=query.header.opcode,
+        rd=query.header.rd,
+        ra=1,
+        cd=query.header.cd,
+    )
+    # The question goes back exactly as sent, case included.
+    return DNSRecord(header, questions=list(query.questions))
+
+
+def _add_resolution(reply: DNSRecord, resolution: Resolution) -> None:
+    for record in resolution.answer:
+        reply.add_answer(record)
+    for record in resolution.authority:
+        reply.add_auth(record)
+
+
+def _edns_version(option: RR) -> int:
+    return int(option.ttl >> 16) & 0xFF
+
+
+def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
+    reply.header.rcode = rcode
+    # RFC 6891 section 7: a reply carries an OPT record only when the query did.
+    if options:
+        reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
+    return reply
+
+
+def _badvers(reply: DNSRecord) -> DNSRecord:
+    # BADVERS is extended rcode 16: the OPT record carries its upper eight
+    # bits (value 1) and the header's rcode stays 0 (RFC 6891 section 6.1.3).
+    reply.header.rcode = 0
+    reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE, ext_rcode=1))
+    return reply
+
+
+def run_resolver(
+    address: str, port: int, root_hints_path: str, server_port: int
+) -> int:
+    """Serve the caching resolver on `address`:`port` until SIGINT or SIGTERM.
+
+    Every name server is queried on `server_port`. Returns the exit status:
+    1 when the root hints cannot be used or the port cannot be bound.
+    """
+    try:
+        hints = read_root_hints(root_hints_path)
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"error: cannot read root hints {root_hints_path}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    if not hints:
+        print(
+            f"error: {root_hints_path}: no A records for root name servers",
+            file=sys.stderr,
+        )
+        return 1
+    log.info("loaded %d root hints from %s", len(hints), root_hints_path)
+    resolver = Resolver(NetworkTransport(), time.monotonic, hints, server_port)
+    service = ResolverService(resolver)
+    return run_service(service.handle, address, port, "resolver")
