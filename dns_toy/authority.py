@@ -143,6 +143,10 @@ def lookup(catalog: Catalog, qname: DNSLabel, qtype: int) -> Lookup:
     zone = catalog.find_zone(qname)
     if zone is None:
         return Lookup(Outcome.REFUSED, authoritative=False)
+    if qtype == QTYPE.DS and _is_apex(zone, qname) and zone.origin.label:
+        # The DS RRset lives on the parent side of the cut (RFC 4035
+        # section 2.4), so a server holding the parent answers from there.
+        zone = catalog.find_zone(parent(qname)) or zone
     result = _lookup_in_zone(zone, qname, qtype)
     if result.outcome is Outcome.CNAME:
         _follow_cname_chain(catalog, result, qtype)
@@ -167,14 +171,23 @@ def _lookup_in_zone(zone: Zone, qname: DNSLabel, qtype: int) -> Lookup:
     return _wildcard_or_nxdomain(zone, qname, qtype)
 
 
+def _is_apex(zone: Zone, name: DNSLabel) -> bool:
+    return name_key(name) == name_key(zone.origin)
+
+
 def _wildcard_or_nxdomain(zone: Zone, qname: DNSLabel, qtype: int) -> Lookup:
     # RFC 4592 section 3.3.1: only the closest encloser's wildcard applies.
     encloser = parent(qname)
     while not zone.name_exists(encloser):
         encloser = parent(encloser)
-    wildcard = zone.rrsets_at(DNSLabel((WILDCARD,) + encloser.label))
-    if wildcard is None:
+    wildcard_name = DNSLabel((WILDCARD,) + encloser.label)
+    if not zone.name_exists(wildcard_name):
         return _negative(zone, Outcome.NXDOMAIN)
+    wildcard = zone.rrsets_at(wildcard_name)
+    if wildcard is None:
+        # A wildcard that is an empty non-terminal still exists, so it is
+        # the source of synthesis and yields NODATA (RFC 4592 section 4.9).
+        return _negative(zone, Outcome.NODATA)
     return _answer_from_node(zone, wildcard, qtype, owner=qname)
 
 

@@ -164,3 +164,25 @@ def resolve(
     raise typer.Exit(
         run_resolve(name, qtype, server, str(root_hints), server_port, trace)
     )
+
+
+@app.command()
+def reload(
+    servers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Servers to reload, by name or address (default: all)."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Run directory of the hierarchy (default: that of `up`)."),
+    ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option(help="Reload the one `dns-toy serve` process with this PID."),
+    ] = None,
+) -> None:
+    """Make running servers re-read their zone files (sends SIGHUP)."""
+    from .runstate import reload_command
+
+    raise typer.Exit(reload_command(servers or [], run_dir, pid))
+

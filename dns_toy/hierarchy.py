@@ -22,7 +22,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,14 @@ from pathlib import Path
 from dnslib import DNSError, DNSRecord
 
 from .errors import DnsToyError
+from .runstate import (
+    ProcessEntry,
+    RunState,
+    default_run_dir,
+    read_state,
+    remove_state,
+    write_state,
+)
 from .topology import (
     Topology,
     format_root_hints,
@@ -83,6 +90,9 @@ def run_up(topology_path: str, port: int | None, run_dir: str | None) -> int:
         directory = _make_run_dir(run_dir)
         hints_path = directory / "root.hints"
         hints_path.write_text(format_root_hints(hints), encoding="utf-8")
+    except DnsToyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"error: failed to write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -110,11 +120,16 @@ def _derive_hints(topology: Topology) -> list[tuple[str, str]]:
 
 
 def _make_run_dir(run_dir: str | None) -> Path:
-    if run_dir is None:
-        return Path(tempfile.mkdtemp(prefix="dns-toy-"))
-    directory = Path(run_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    directory = default_run_dir() if run_dir is None else Path(run_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        state = read_state(directory)
+    except DnsToyError:
+        return directory  # no hierarchy is running from this directory
+    raise DnsToyError(
+        f"another dns-toy up (PID {state.up_pid}) is running with run "
+        f"directory {directory}; stop it or pass a different --run-dir"
+    )
 
 
 def _run(
@@ -128,10 +143,29 @@ def _run(
     _start_children(topology, port, directory, hints_path, children)
     if not _wait_until_ready(children, port):
         return 1
-    _print_summary(children, port, directory)
-    if not _wait_for_stop(children):
-        return 1
-    return 0
+    write_state(directory, _run_state(children, port))
+    try:
+        _print_summary(children, port, directory)
+        if not _wait_for_stop(children):
+            return 1
+        return 0
+    finally:
+        remove_state(directory)
+
+
+def _run_state(children: list[Child], port: int) -> RunState:
+    entries = [
+        ProcessEntry(
+            name=child.name,
+            address=child.address,
+            port=port,
+            pid=child.process.pid,
+            role="resolver" if child.is_resolver else "server",
+            zones=[] if child.is_resolver else child.zones.split(", "),
+        )
+        for child in children
+    ]
+    return RunState(os.getpid(), entries)
 
 
 def _count_processes(topology: Topology) -> str:

@@ -101,10 +101,16 @@ def _zone_cuts(zone: Zone) -> set[NameKey]:
 
 
 def _check_ns_addresses(zone: Zone) -> list[Finding]:
-    """Find in-zone NS names that have no address, at the apex and at cuts."""
+    """Find in-zone NS names that have no address, at the apex and at cuts.
+
+    An apex NS name below one of the zone's own cuts is not checked: its
+    address is glue in this zone only if the child's delegation names it,
+    and otherwise comes from the parent's glue (as C.ISI.EDU does for EDU
+    in RFC 1034 section 6.1).
+    """
     cuts = _zone_cuts(zone)
     findings: list[Finding] = []
-    for node in zone.nodes.values():
+    for key, node in zone.nodes.items():
         ns = node.get(QTYPE.NS)
         if ns is None:
             continue
@@ -112,10 +118,12 @@ def _check_ns_addresses(zone: Zone) -> list[Finding]:
             target = rdata.label
             if not is_subdomain(target, zone.origin) or _has_address(zone, target):
                 continue
-            if _below_cut(target, zone, cuts):
+            if not _below_cut(target, zone, cuts):
+                message = f"NS name {target} has no address records"
+            elif key in cuts:
                 message = f"delegation {ns.name}: NS name {target} has no glue"
             else:
-                message = f"NS name {target} has no address records"
+                continue
             findings.append(_error(zone, ns.name, QTYPE.NS, message))
     return findings
 

@@ -294,3 +294,43 @@ def test_random_order_keeps_the_rrset() -> None:
     orders = {tuple(answer_addresses(catalog)) for _ in range(60)}
     assert all(sorted(order) == ["192.0.2.11", "192.0.2.12", "192.0.2.13"] for order in orders)
     assert len(orders) > 1
+
+
+def test_ds_at_child_apex_answered_by_parent() -> None:
+    catalog = Catalog([parse_zone_text(EXAMPLE), parse_zone_text(CHILD)])
+    reply = ask(catalog, "sub.example.com", "DS")
+    assert reply.header.aa == 1
+    assert reply.rr == []
+    # The parent's SOA: the DS RRset lives on the parent side of the cut.
+    assert [(str(rr.rname), QTYPE[rr.rtype]) for rr in reply.auth] == [("example.com.", "SOA")]
+
+
+def test_ds_at_apex_without_parent_from_child() -> None:
+    catalog = Catalog([parse_zone_text(CHILD)])
+    reply = ask(catalog, "sub.example.com", "DS")
+    assert reply.header.aa == 1
+    assert [(str(rr.rname), QTYPE[rr.rtype]) for rr in reply.auth] == [("sub.example.com.", "SOA")]
+
+
+HOLLOW = """\
+$ORIGIN hollow.test.
+$TTL 60
+@              IN SOA ns hostmaster 1 3600 600 86400 30
+               IN NS  ns
+ns             IN A   192.0.2.1
+below.*.empty  IN TXT "makes *.empty an empty non-terminal"
+"""
+
+
+def test_empty_wildcard_gives_nodata() -> None:
+    catalog = Catalog([parse_zone_text(HOLLOW)])
+    reply = ask(catalog, "anything.empty.hollow.test")
+    assert reply.header.rcode == RCODE.NOERROR
+    assert reply.rr == []
+    assert [QTYPE[rr.rtype] for rr in reply.auth] == ["SOA"]
+
+
+def test_missing_wildcard_gives_nxdomain() -> None:
+    catalog = Catalog([parse_zone_text(HOLLOW)])
+    reply = ask(catalog, "anything.hollow.test")
+    assert reply.header.rcode == RCODE.NXDOMAIN

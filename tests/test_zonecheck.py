@@ -99,3 +99,10 @@ def test_check_zone_takes_origin_option(tmp_path: Path) -> None:
     result = run_check_zone(str(zone), "--origin", "given.test.")
     assert result.returncode == 0, result.stdout
     assert "zone given.test.: loaded serial 1, 3 records" in result.stdout
+
+
+def test_apex_ns_below_own_cut_accepted() -> None:
+    # As EDU. in RFC 1034 section 6.1: the apex NS name lies in a child
+    # zone, and the parent's glue carries its address.
+    text = HEADER + "@ IN NS ns.child\nchild IN NS ns.other.test.\n"
+    assert [str(f) for f in check_zone(parse_zone_text(text, path="z"))] == []
