@@ -62,16 +62,46 @@ def serve(
     watch: Annotated[
         bool, typer.Option("--watch", help="Reload a zone file when it changes.")
     ] = False,
+    delay: Annotated[
+        float, typer.Option(help="Fault: delay every reply by this many ms.")
+    ] = 0.0,
+    jitter: Annotated[
+        float, typer.Option(help="Fault: add a random -N..+N ms to the delay.")
+    ] = 0.0,
+    drop: Annotated[
+        float,
+        typer.Option(help="Fault: leave this fraction (0-1) of queries unanswered."),
+    ] = 0.0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for the random choices of --drop and --jitter."),
+    ] = None,
+    servfail: Annotated[
+        bool, typer.Option("--servfail", help="Fault: answer every query SERVFAIL.")
+    ] = False,
+    refuse: Annotated[
+        bool, typer.Option("--refuse", help="Fault: answer every query REFUSED.")
+    ] = False,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Fault: set TC=1 on every UDP reply.")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve zone files authoritatively over UDP and TCP (SIGHUP reloads)."""
     from .authority import RRsetOrder
+    from .errors import DnsToyError
+    from .faults import Faults
     from .nameserver import run_authority
 
     _configure_logging(verbose)
     paths = [str(p) for p in zone_files]
     order = RRsetOrder(rrset_order.value)
-    raise typer.Exit(run_authority(paths, address, port, name, order, watch))
+    try:
+        faults = Faults(delay, jitter, drop, seed, servfail, refuse, truncate)
+    except DnsToyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_authority(paths, address, port, name, order, watch, faults))
 
 
 @app.command("check-zone")
@@ -106,16 +136,22 @@ def up(
     ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option(help="Directory for server logs (default: a new temporary one)."),
+        typer.Option(help="Directory for logs and run state (default: one per user)."),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject faults at one server: SERVER:SPEC, e.g. "
+            "ns1.example.com:delay=200,drop=0.3 (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Start every server of a hierarchy and a resolver, until Ctrl-C."""
     from .hierarchy import run_up
 
     _configure_logging(False)
-    raise typer.Exit(
-        run_up(str(topology), port, None if run_dir is None else str(run_dir))
-    )
+    directory = None if run_dir is None else str(run_dir)
+    raise typer.Exit(run_up(str(topology), port, directory, fault or []))
 
 
 @app.command()
@@ -185,4 +221,3 @@ def reload(
     from .runstate import reload_command
 
     raise typer.Exit(reload_command(servers or [], run_dir, pid))
-

@@ -16,6 +16,7 @@ SIGKILL (Linux PR_SET_PDEATHSIG).
 """
 
 import ctypes
+import dataclasses
 import os
 import signal
 import socket
@@ -29,7 +30,8 @@ from pathlib import Path
 
 from dnslib import DNSError, DNSRecord
 
-from .errors import DnsToyError
+from .errors import DnsToyError, TopologyError
+from .faults import parse_faults
 from .runstate import (
     ProcessEntry,
     RunState,
@@ -72,14 +74,21 @@ class Child:
     reported: bool = False
 
 
-def run_up(topology_path: str, port: int | None, run_dir: str | None) -> int:
+def run_up(
+    topology_path: str,
+    port: int | None,
+    run_dir: str | None,
+    fault_overrides: list[str] | None = None,
+) -> int:
     """Start every server of a topology and its resolver, and wait for a stop.
 
     Returns 0 after a stop by SIGINT or SIGTERM, 1 when the topology is
     invalid, a child fails to start or every child has exited.
     """
     try:
-        topology = load_topology(topology_path)
+        topology = apply_fault_overrides(
+            load_topology(topology_path), fault_overrides or []
+        )
         hints = _derive_hints(topology)
     except DnsToyError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -109,6 +118,25 @@ def run_up(topology_path: str, port: int | None, run_dir: str | None) -> int:
         _drain_stop_signals()
         signal.signal(signal.SIGCHLD, previous_chld)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def apply_fault_overrides(topology: Topology, overrides: list[str]) -> Topology:
+    """Set the faults of servers from `NAME:SPEC` items (SPEC as in serve)."""
+    servers = {server.name: server for server in topology.servers}
+    for item in overrides:
+        name, separator, spec = item.partition(":")
+        key = name.strip().rstrip(".").lower()
+        if not separator or key not in servers:
+            known = ", ".join(servers)
+            raise TopologyError(
+                f"--fault {item!r}: expected SERVER:SPEC with SERVER one of {known}"
+            )
+        try:
+            parse_faults(spec)
+        except DnsToyError as exc:
+            raise TopologyError(f"--fault {item!r}: {exc}") from None
+        servers[key] = dataclasses.replace(servers[key], faults=spec)
+    return dataclasses.replace(topology, servers=tuple(servers.values()))
 
 
 def _derive_hints(topology: Topology) -> list[tuple[str, str]]:
@@ -188,13 +216,21 @@ def _start_children(
         command = ["serve", *[str(zone.path) for zone in server.zones]]
         command += ["--address", server.address, "--port", str(port)]
         command += ["--name", server.name]
+        if server.faults:
+            command += parse_faults(server.faults).to_arguments()
         zones = ", ".join(zone.origin for zone in server.zones)
-        first_zone = server.zones[0].origin
         log_path = directory / f"{server.name}.log"
         process = _spawn(command, log_path)
+        # The probe is CH TXT id.server, which injected faults leave alone.
         children.append(
             Child(
-                server.name, server.address, zones, first_zone, "SOA", log_path, process
+                server.name,
+                server.address,
+                zones,
+                "id.server",
+                "TXT",
+                log_path,
+                process,
             )
         )
     if topology.resolver_address is not None:
@@ -299,7 +335,8 @@ def _stop_requested() -> bool:
 
 def _probe(child: Child, port: int) -> bool:
     """Send one UDP query to `child` and return whether a reply came back."""
-    query = DNSRecord.question(child.probe_name, child.probe_type)
+    qclass = "IN" if child.is_resolver else "CH"
+    query = DNSRecord.question(child.probe_name, child.probe_type, qclass)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(PROBE_TIMEOUT)
         try:

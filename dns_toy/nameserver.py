@@ -13,9 +13,10 @@ import signal
 import struct
 import sys
 
-from dnslib import DNSError, DNSRecord
+from dnslib import CLASS, RCODE, DNSError, DNSRecord
 
 from .authority import Catalog, RRsetOrder, answer_query
+from .faults import Decision, Faults
 from .server import Client, Handler, serve
 from .wire import encode_response, formerr_for
 from .zone import Zone
@@ -29,10 +30,17 @@ WATCH_INTERVAL = 0.5
 class ServedZones:
     """The zone files a server loads, and the catalog built from them."""
 
-    def __init__(self, paths: list[str], name: str, order: RRsetOrder) -> None:
+    def __init__(
+        self,
+        paths: list[str],
+        name: str,
+        order: RRsetOrder,
+        faults: Faults | None = None,
+    ) -> None:
         self.paths = paths
         self.name = name
         self.order = order
+        self.faults = faults or Faults()
         self.zones: dict[str, Zone] = {}
         self.catalog = Catalog([], name, order)
 
@@ -110,7 +118,8 @@ class ServedZones:
 
 
 def authority_handler(served: ServedZones) -> Handler:
-    """Return a handler that answers from the current catalog of `served`."""
+    """Return a handler that answers from the current catalog of `served`,
+    after applying the faults the server is told to inject."""
 
     async def handle(data: bytes, client: Client) -> bytes | None:
         try:
@@ -119,10 +128,39 @@ def authority_handler(served: ServedZones) -> Handler:
             return formerr_for(data)
         if query.header.qr:
             return None  # a reply sent to us: answering it could start a loop
-        response = answer_query(query, served.catalog)
+        # Faults hit class IN only, so `CH TXT id.server` still tells
+        # whether a faulty server is up and which one it is.
+        decision = Decision()
+        if all(question.qclass == CLASS.IN for question in query.questions):
+            decision = served.faults.decide()
+        if decision.drop:
+            return None
+        if decision.delay > 0:
+            await asyncio.sleep(decision.delay)
+        response = _faulty_reply(query, decision, client)
+        if response is None:
+            response = answer_query(query, served.catalog)
         return encode_response(response, query, client.transport)
 
     return handle
+
+
+def _faulty_reply(
+    query: DNSRecord, decision: Decision, client: Client
+) -> DNSRecord | None:
+    """Return the reply an injected fault calls for, or None to answer."""
+    rcode = None
+    if decision.servfail:
+        rcode = RCODE.SERVFAIL
+    elif decision.refuse:
+        rcode = RCODE.REFUSED
+    truncate = decision.truncate and client.transport == "udp"
+    if rcode is None and not truncate:
+        return None
+    reply = query.reply(ra=0, aa=0)
+    reply.header.rcode = rcode if rcode is not None else RCODE.NOERROR
+    reply.header.tc = int(truncate and rcode is None)
+    return reply
 
 
 def _file_stamp(path: str) -> tuple[int, int] | None:
@@ -166,9 +204,12 @@ def run_authority(
     name: str | None,
     order: RRsetOrder = RRsetOrder.CYCLIC,
     watch: bool = False,
+    faults: Faults | None = None,
 ) -> int:
     """Load zones and serve them; print `path:line: message` on a bad zone."""
-    served = ServedZones(zone_paths, name or address, order)
+    served = ServedZones(zone_paths, name or address, order, faults)
+    if served.faults.active:
+        log.info("injecting faults: %s", served.faults.describe())
     errors = served.load()
     if errors:
         for line in errors:

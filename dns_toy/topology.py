@@ -9,6 +9,7 @@ A topology file is TOML:
     name = "a.root-servers.net"
     address = "127.0.0.2"
     zones = [{ origin = ".", file = "root.zone" }]
+    faults = "delay=200,drop=0.1"          # optional, see dns_toy.faults
 
 Zone files are relative to the topology file's folder. The root hints that
 a resolver starts from are derived here: the root zone's apex NS names,
@@ -24,10 +25,11 @@ from typing import Any
 from dnslib import NS, QTYPE
 
 from .errors import TopologyError
+from .faults import FaultSpecError, parse_faults
 
 TOP_LEVEL_KEYS = frozenset({"port", "resolver", "server"})
 RESOLVER_KEYS = frozenset({"address"})
-SERVER_KEYS = frozenset({"name", "address", "zones"})
+SERVER_KEYS = frozenset({"name", "address", "zones", "faults"})
 ZONE_KEYS = frozenset({"origin", "file"})
 
 # The TTL that named.root gives its records: 3,600,000 s, about 41.7 days.
@@ -49,6 +51,7 @@ class ServerSpec:
     name: str
     address: str
     zones: tuple[ZoneSpec, ...]
+    faults: str = ""  # a fault specification, as `dns-toy serve` reads it
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,18 @@ def _read_server(path: Path, number: int, entry: object) -> ServerSpec:
     for origin in origins:
         if origins.count(origin) > 1:
             raise TopologyError(f"{path}: zone {origin} is listed twice in {where}")
-    return ServerSpec(name.rstrip(".").lower(), address, specs)
+    faults = _read_faults(path, server.get("faults", ""), where)
+    return ServerSpec(name.rstrip(".").lower(), address, specs, faults)
+
+
+def _read_faults(path: Path, value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise TopologyError(f"{path}: 'faults' in {where} must be a string")
+    try:
+        parse_faults(value)
+    except FaultSpecError as exc:
+        raise TopologyError(f"{path}: {where}: {exc}") from None
+    return value
 
 
 def _read_zone(path: Path, table: object, where: str) -> ZoneSpec:
