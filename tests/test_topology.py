@@ -120,7 +120,7 @@ def test_unknown_server_key(tmp_path: Path) -> None:
         load_topology(path)
     assert str(caught.value) == (
         f"{path}: unknown key 'zone' in [[server]] entry 1 (ns1.test). "
-        "Expected one of: address, name, zones."
+        "Expected one of: address, faults, name, zones."
     )
 
 
@@ -441,3 +441,19 @@ def test_required_records_present(topology: Topology) -> None:
     cname = org.find_rdataset(name("www.example.org."), "CNAME")
     assert [rdata.target for rdata in cname] == [name("www.example.com.")]
     assert addresses_at(di, name("www.di.exemplo.pt.")) == {"198.51.100.30"}
+
+
+def test_server_faults_read(tmp_path: Path) -> None:
+    text = server_entry("ns1.test", "127.0.0.2") + 'faults = "delay=100,drop=0.2"\n'
+    topology = load_topology(write_topology(tmp_path, text))
+    assert topology.servers[0].faults == "delay=100,drop=0.2"
+
+
+def test_server_bad_faults_rejected(tmp_path: Path) -> None:
+    text = server_entry("ns1.test", "127.0.0.2") + 'faults = "drop=3"\n'
+    path = write_topology(tmp_path, text)
+    with pytest.raises(TopologyError) as caught:
+        load_topology(path)
+    assert str(caught.value) == (
+        f"{path}: [[server]] entry 1 (ns1.test): drop must be a fraction from 0 to 1, not 3.0"
+    )
