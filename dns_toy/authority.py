@@ -14,7 +14,6 @@ from enum import Enum
 
 from dnslib import (
     CLASS,
-    EDNS0,
     OPCODE,
     QTYPE,
     RCODE,
@@ -27,6 +26,7 @@ from dnslib import (
 )
 
 from .names import NameKey, is_subdomain, lineage, name_key, parent
+from .wire import add_opt_record, find_opt_records, reject_invalid_opt
 from .zone import RRset, Zone
 
 EDNS_UDP_SIZE = 1232
@@ -278,11 +278,10 @@ def _addresses_in_zone(zone: Zone, names: list[DNSLabel]) -> list[RR]:
 def answer_query(query: DNSRecord, catalog: Catalog) -> DNSRecord:
     """Build the complete authoritative reply to a decoded query."""
     reply = _reply_header(query)
-    options = [rr for rr in query.ar if rr.rtype == QTYPE.OPT]
-    if len(options) > 1:
-        return _finish(reply, RCODE.FORMERR, options=[])
-    if options and _edns_version(options[0]) > 0:
-        return _badvers(reply)
+    options = find_opt_records(query)
+    rejected = reject_invalid_opt(reply, options, EDNS_UDP_SIZE)
+    if rejected is not None:
+        return rejected
     if query.header.opcode != OPCODE.QUERY:
         return _finish(reply, RCODE.NOTIMP, options)
     if len(query.questions) != 1:
@@ -316,22 +315,9 @@ def _reply_header(query: DNSRecord) -> DNSRecord:
     return DNSRecord(header, questions=list(query.questions))
 
 
-def _edns_version(option: RR) -> int:
-    return (option.ttl >> 16) & 0xFF
-
-
 def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
     reply.header.rcode = rcode
-    if options:
-        reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
-    return reply
-
-
-def _badvers(reply: DNSRecord) -> DNSRecord:
-    # BADVERS is extended rcode 16: the upper eight bits (value 1) travel in
-    # the OPT record and the header's rcode stays 0 (RFC 6891 section 6.1.3).
-    reply.header.rcode = 0
-    reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE, ext_rcode=1))
+    add_opt_record(reply, options, EDNS_UDP_SIZE)
     return reply
 
 

@@ -3,6 +3,8 @@
 DnsToyError
     ZoneFileError      a zone file that cannot be read, with path and line
     TopologyError      a topology file that cannot be used
+    TransportError     an exchange with a name server that failed
+        TransportTimeout   no matching reply before the timeout
 """
 
 
@@ -22,3 +24,11 @@ class ZoneFileError(DnsToyError):
 
 class TopologyError(DnsToyError):
     """A topology file that names missing files or clashing servers."""
+
+
+class TransportError(DnsToyError):
+    """An exchange with a name server failed: refused, reset or malformed."""
+
+
+class TransportTimeout(TransportError):
+    """No matching reply arrived before the timeout."""

@@ -9,11 +9,11 @@ over UDP, over the in-memory network of the tests, and under a fake clock.
    (RFC 2308) settles the name without a query.
 2. Otherwise the walk starts at the closest enclosing zone whose NS RRset
    and at least one server address are cached, else at the root hints.
-3. The zone's servers are asked in turn. `classify_reply` scrubs each reply
-   to the bailiwick of the zone asked and names it: an ANSWER, NXDOMAIN or
-   NODATA settles the name, a CNAME restarts step 1 at its target, and a
-   REFERRAL moves one zone cut down. A LAME reply, a transport error or a
-   second timeout moves on to the next server.
+3. The zone's servers are asked in turn. `replies.classify_reply` scrubs
+   each reply to the bailiwick of the zone asked and names it: an ANSWER,
+   NXDOMAIN or NODATA settles the name, a CNAME restarts step 1 at its
+   target, and a REFERRAL moves one zone cut down. A LAME reply, a
+   transport error or a second timeout moves on to the next server.
 4. When every server of a zone fails, the result is SERVFAIL, never
    NXDOMAIN.
 
@@ -26,7 +26,6 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Protocol
 
 from dnslib import (
@@ -42,17 +41,61 @@ from dnslib import (
 )
 
 from .cache import Cache, CacheHit, Credibility, NegativeKind
-from .names import ROOT, NameKey, is_subdomain, lineage, name_key, parent
-from .transport import TransportError, TransportTimeout, reply_matches
+from .delegation import (
+    CachedDelegation,
+    Delegation,
+    NameServer,
+    RootHints,
+    addresses_of,
+    delegation_from_hints,
+)
+from .errors import TransportError, TransportTimeout
+from .names import ROOT, NameKey, lineage, name_key
+from .replies import Outcome, Referral, Reply, classify_reply, parent_side
+from .trace import (
+    CacheEvent,
+    FailureEvent,
+    NestedLookupEvent,
+    QueryEvent,
+    StartEvent,
+    TraceEvent,
+    describe_event,
+)
+from .transport import reply_matches
+
+# The reply classification, trace events and delegations are defined in
+# replies, trace and delegation, and are re-exported here for callers of
+# this module.
+__all__ = [
+    "EDNS_UDP_SIZE",
+    "CacheEvent",
+    "CachedDelegation",
+    "Clock",
+    "Delegation",
+    "FailureEvent",
+    "Limits",
+    "NameServer",
+    "NestedLookupEvent",
+    "Outcome",
+    "QueryEvent",
+    "Referral",
+    "Reply",
+    "Resolution",
+    "Resolver",
+    "RootHints",
+    "StartEvent",
+    "TraceEvent",
+    "Transport",
+    "classify_reply",
+    "describe_event",
+]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-RootHints = Sequence[tuple[str, str]]
 
 # The EDNS UDP payload size that DNS Flag Day 2020 recommends.
 EDNS_UDP_SIZE = 1232
-ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
 
 
 class Transport(Protocol):
@@ -80,301 +123,6 @@ class Limits:
     max_time: float = 10.0  # seconds
 
 
-class Outcome(Enum):
-    """The result of one exchange with a name server or of one cache lookup."""
-
-    ANSWER = "answer"
-    CNAME = "CNAME"
-    REFERRAL = "referral"
-    NXDOMAIN = "NXDOMAIN"
-    NODATA = "NODATA"
-    LAME = "lame"
-    TIMEOUT = "timeout"
-    ERROR = "error"
-
-
-# Classification of replies: pure functions of a reply and the zone asked.
-
-
-@dataclass(frozen=True)
-class Referral:
-    """A delegation to a child zone: its NS RRset and in-bailiwick glue."""
-
-    zone: DNSLabel
-    ns: tuple[RR, ...]
-    glue: tuple[RR, ...]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A reply scrubbed to the bailiwick of the zone asked, and classified."""
-
-    outcome: Outcome
-    # The CNAME chain that starts at the query name, then the final RRset.
-    answer: tuple[RR, ...] = ()
-    # The last name of the chain: the query name when there is no CNAME.
-    target: DNSLabel | None = None
-    soa: RR | None = None
-    referral: Referral | None = None
-    reason: str = ""
-
-    def describe(self) -> str:
-        """Describe the reply in a few words, for the trace."""
-        chain = [rr for rr in self.answer if rr.rtype == QTYPE.CNAME]
-        prefix = f"CNAME to {self.target}, " if chain else ""
-        if self.outcome is Outcome.ANSWER:
-            count = len(self.answer) - len(chain)
-            return f"{prefix}answer with {count} record(s)"
-        if self.outcome is Outcome.CNAME:
-            return f"CNAME to {self.target}"
-        if self.outcome is Outcome.REFERRAL and self.referral is not None:
-            return f"referral to {self.referral.zone}"
-        if self.outcome is Outcome.LAME:
-            return f"lame: {self.reason}"
-        return f"{prefix}{self.outcome.value}"
-
-
-def classify_reply(
-    reply: DNSRecord, qname: DNSLabel, qtype: int, zone: DNSLabel
-) -> Reply:
-    """Classify a reply from a server of `zone` to the question qname/qtype.
-
-    Only records at or below `zone` are used, so a server cannot speak for
-    names it is not authoritative for. Answers need AA=1. A referral must
-    delegate a zone below `zone` that contains the name, and a negative
-    answer counts only with AA=1 or an in-bailiwick SOA.
-    """
-    header = reply.header
-    if header.tc:
-        return _lame("truncated reply")
-    if header.rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
-        return _lame(f"rcode {RCODE.get(header.rcode, header.rcode)}")
-
-    in_zone = [rr for rr in reply.rr if is_subdomain(rr.rname, zone)]
-    if reply.rr and not in_zone:
-        return _lame(f"answer outside zone {zone}")
-    chain, target, final = _follow_chain(in_zone, qname, qtype)
-    answer = tuple(chain + final)
-    soa = _find_soa(reply.auth, target, zone)
-    if final:
-        if not header.aa:
-            return _lame("answer without AA")
-        return Reply(Outcome.ANSWER, answer, target)
-    if header.rcode == RCODE.NXDOMAIN:
-        if not (header.aa or soa):
-            return _lame("NXDOMAIN without AA or SOA")
-        return Reply(Outcome.NXDOMAIN, answer, target, soa)
-    if chain:
-        return _classify_chain_end(header.aa, answer, target, soa, reply, zone, qtype)
-    return _classify_no_answer(header.aa, qname, qtype, soa, reply, zone)
-
-
-def _classify_chain_end(
-    aa: int,
-    answer: tuple[RR, ...],
-    target: DNSLabel,
-    soa: RR | None,
-    reply: DNSRecord,
-    zone: DNSLabel,
-    qtype: int,
-) -> Reply:
-    if not aa:
-        return _lame("CNAME without AA")
-    # An SOA means the target lies in the server's zone and has no such data.
-    if soa is not None:
-        return Reply(Outcome.NODATA, answer, target, soa)
-    referral = _find_referral(reply, target, qtype, zone)
-    return Reply(Outcome.CNAME, answer, target, referral=referral)
-
-
-def _classify_no_answer(
-    aa: int,
-    qname: DNSLabel,
-    qtype: int,
-    soa: RR | None,
-    reply: DNSRecord,
-    zone: DNSLabel,
-) -> Reply:
-    if aa and soa is not None:
-        return Reply(Outcome.NODATA, (), qname, soa)
-    referral = _find_referral(reply, qname, qtype, zone)
-    if referral is not None:
-        return Reply(Outcome.REFERRAL, (), qname, referral=referral)
-    if aa:
-        # RFC 2308 section 2.2 NODATA without SOA: valid, but not cacheable.
-        return Reply(Outcome.NODATA, (), qname)
-    cuts = {str(rr.rname) for rr in reply.auth if rr.rtype == QTYPE.NS}
-    if cuts:
-        return _lame(f"referral to {', '.join(sorted(cuts))} does not lead down")
-    return _lame("no answer, referral or SOA")
-
-
-def _lame(reason: str) -> Reply:
-    return Reply(Outcome.LAME, reason=reason)
-
-
-def _follow_chain(
-    records: list[RR], qname: DNSLabel, qtype: int
-) -> tuple[list[RR], DNSLabel, list[RR]]:
-    """Follow CNAMEs from `qname` through `records`.
-
-    Returns the CNAMEs followed, the name reached and the records of type
-    `qtype` there (empty when the chain ends without them or loops).
-    """
-    chain: list[RR] = []
-    name = qname
-    seen: set[NameKey] = set()
-    while name_key(name) not in seen:
-        seen.add(name_key(name))
-        owned = [rr for rr in records if name_key(rr.rname) == name_key(name)]
-        final = [rr for rr in owned if rr.rtype == qtype or qtype == QTYPE.ANY]
-        if final:
-            return chain, name, final
-        cname = next((rr for rr in owned if rr.rtype == QTYPE.CNAME), None)
-        if cname is None:
-            break
-        chain.append(cname)
-        name = cname.rdata.label
-    return chain, name, []
-
-
-def _find_soa(authority: list[RR], name: DNSLabel, zone: DNSLabel) -> RR | None:
-    # The SOA of a negative answer is the apex of a zone that contains the
-    # name, and the server must be authoritative for it.
-    for rr in authority:
-        if (
-            rr.rtype == QTYPE.SOA
-            and is_subdomain(rr.rname, zone)
-            and is_subdomain(name, rr.rname)
-        ):
-            return rr
-    return None
-
-
-def _find_referral(
-    reply: DNSRecord, name: DNSLabel, qtype: int, zone: DNSLabel
-) -> Referral | None:
-    """Return the deepest delegation below `zone` that contains `name`.
-
-    For a DS question a cut at `name` itself does not count, because the DS
-    RRset lives on the parent side of the cut.
-    """
-    lowest = _parent_side(name, qtype)
-    cuts = [
-        rr
-        for rr in reply.auth
-        if rr.rtype == QTYPE.NS
-        and is_subdomain(lowest, rr.rname)
-        and is_subdomain(rr.rname, zone)
-        and name_key(rr.rname) != name_key(zone)
-    ]
-    if not cuts:
-        return None
-    child = max(cuts, key=lambda rr: len(rr.rname.label)).rname
-    ns = tuple(rr for rr in cuts if name_key(rr.rname) == name_key(child))
-    servers = {name_key(rr.rdata.label) for rr in ns}
-    # Glue is used only for the delegation's own NS names and only when it
-    # lies inside the zone of the server that sent it (RFC 2181 section
-    # 5.4.1): in-domain glue and sibling glue such as the root's for
-    # a.gtld-servers.net, never addresses for names the server is not
-    # authoritative for.
-    glue = tuple(
-        rr
-        for rr in reply.ar
-        if rr.rtype in ADDRESS_TYPES
-        and name_key(rr.rname) in servers
-        and is_subdomain(rr.rname, zone)
-    )
-    return Referral(child, ns, glue)
-
-
-# Trace events: what a resolution did, step by step.
-
-
-@dataclass(frozen=True)
-class QueryEvent:
-    """One query to a name server and what came back."""
-
-    depth: int  # 0 for the question asked, 1 and more for nested lookups
-    zone: str
-    server: str
-    address: str
-    qname: str
-    qtype: str
-    outcome: Outcome
-    detail: str
-    rtt_ms: float
-
-
-@dataclass(frozen=True)
-class CacheEvent:
-    """A name settled, or a delegation found, from the cache."""
-
-    depth: int
-    qname: str
-    qtype: str
-    outcome: Outcome
-    detail: str
-    remaining_ttl: int
-
-
-@dataclass(frozen=True)
-class StartEvent:
-    """The zone a walk starts from, and where its servers came from."""
-
-    depth: int
-    qname: str
-    qtype: str
-    zone: str
-    source: str  # "cache" or "root hints"
-
-
-@dataclass(frozen=True)
-class NestedLookupEvent:
-    """A nested resolution for the address of a name server without glue."""
-
-    depth: int
-    server: str
-    zone: str
-
-
-@dataclass(frozen=True)
-class FailureEvent:
-    """Why a name could not be resolved: the reason behind a SERVFAIL."""
-
-    depth: int
-    qname: str
-    qtype: str
-    reason: str
-
-
-TraceEvent = QueryEvent | CacheEvent | StartEvent | NestedLookupEvent | FailureEvent
-
-
-def describe_event(event: TraceEvent) -> str:
-    """Describe one trace event in one line, without indentation."""
-    if isinstance(event, QueryEvent):
-        return (
-            f"{event.qname} {event.qtype} to {event.server} ({event.address}), "
-            f"zone {event.zone}: {event.detail}, {event.rtt_ms:.1f} ms"
-        )
-    if isinstance(event, CacheEvent):
-        return (
-            f"{event.qname} {event.qtype} from cache: {event.detail}, "
-            f"TTL {event.remaining_ttl} s left"
-        )
-    if isinstance(event, StartEvent):
-        return (
-            f"{event.qname} {event.qtype}: start at zone {event.zone} ({event.source})"
-        )
-    if isinstance(event, NestedLookupEvent):
-        return f"look up {event.server}, a name server of {event.zone} without glue"
-    return f"{event.qname} {event.qtype} failed: {event.reason}"
-
-
-# The resolver.
-
-
 @dataclass(frozen=True)
 class Resolution:
     """The result of resolving one question."""
@@ -389,31 +137,6 @@ class Resolution:
     trace: tuple[TraceEvent, ...]
     queries: int  # upstream queries sent, nested resolutions included
     reason: str = ""  # why the rcode is SERVFAIL
-
-
-@dataclass(frozen=True)
-class NameServer:
-    name: DNSLabel
-    addresses: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Delegation:
-    """A zone and the servers to ask about it."""
-
-    zone: DNSLabel
-    servers: tuple[NameServer, ...]
-    source: str
-
-
-@dataclass(frozen=True)
-class CachedDelegation:
-    """The closest cached zone cut: NS RRset and server addresses, remaining
-    TTLs applied."""
-
-    zone: DNSLabel
-    ns: tuple[RR, ...]
-    addresses: tuple[RR, ...]
 
 
 @dataclass(frozen=True)
@@ -475,7 +198,7 @@ class Resolver:
         self._transport = transport
         self._clock = clock
         self._port = server_port
-        self._hints = _delegation_from_hints(root_hints)
+        self._hints = delegation_from_hints(root_hints)
 
     async def resolve(self, qname: DNSLabel | str, qtype: int) -> Resolution:
         """Resolve one question of class IN, from the cache or iteratively."""
@@ -561,7 +284,7 @@ class Resolver:
         if cached is not None:
             return cached
         delegation = self._closest_delegation(
-            _parent_side(question.name, question.qtype)
+            parent_side(question.name, question.qtype)
         )
         start = StartEvent(
             question.depth,
@@ -796,7 +519,7 @@ class Resolver:
         servers = []
         for ns in cached.ns:
             server = ns.rdata.label
-            addresses = _addresses_of(server, cached.addresses)
+            addresses = addresses_of(server, cached.addresses)
             servers.append(NameServer(server, addresses))
         return Delegation(cached.zone, tuple(servers), "cache")
 
@@ -805,7 +528,7 @@ class Resolver:
         for ns in referral.ns:
             server = ns.rdata.label
             known = referral.glue + self._cached_addresses(server)
-            servers.append(NameServer(server, _addresses_of(server, known)))
+            servers.append(NameServer(server, addresses_of(server, known)))
         return Delegation(referral.zone, tuple(servers), "referral")
 
     def _cached_addresses(self, server: DNSLabel) -> tuple[RR, ...]:
@@ -855,37 +578,6 @@ def _result_from_hit(hit: CacheHit) -> _Result:
     if hit.negative is NegativeKind.NODATA:
         return _Result(RCODE.NOERROR, authority=hit.records)
     return _Result(RCODE.NOERROR, hit.records)
-
-
-def _delegation_from_hints(hints: RootHints) -> Delegation:
-    addresses: dict[NameKey, list[str]] = {}
-    names: dict[NameKey, DNSLabel] = {}
-    for server, address in hints:
-        label = DNSLabel(server)
-        names.setdefault(name_key(label), label)
-        addresses.setdefault(name_key(label), []).append(address)
-    servers = tuple(
-        NameServer(names[key], tuple(found)) for key, found in addresses.items()
-    )
-    return Delegation(ROOT, servers, "root hints")
-
-
-def _addresses_of(server: DNSLabel, records: Sequence[RR]) -> tuple[str, ...]:
-    found: list[str] = []
-    for rr in records:
-        if rr.rtype != QTYPE.A or name_key(rr.rname) != name_key(server):
-            continue
-        address = str(rr.rdata)
-        if address not in found:
-            found.append(address)
-    return tuple(found)
-
-
-def _parent_side(name: DNSLabel, qtype: int) -> DNSLabel:
-    """Return the deepest name whose zone can hold `qtype` at `name`."""
-    if qtype == QTYPE.DS and name.label:
-        return parent(name)
-    return name
 
 
 def _ancestors(name: DNSLabel) -> list[DNSLabel]:

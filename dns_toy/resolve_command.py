@@ -26,10 +26,11 @@ from dnslib import (
     DNSRecord,
 )
 
-from .errors import TopologyError
-from .iterator import Resolution, Resolver, describe_event
+from .errors import TopologyError, TransportError
+from .iterator import Resolution, Resolver
 from .topology import read_root_hints
-from .transport import NetworkTransport, TransportError
+from .trace import describe_event
+from .transport import NetworkTransport
 
 SERVER_TIMEOUT = 5.0  # seconds: the resolver may need a few round trips
 SERVER_TRIES = 2

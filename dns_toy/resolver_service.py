@@ -17,7 +17,6 @@ import time
 
 from dnslib import (
     CLASS,
-    EDNS0,
     OPCODE,
     QTYPE,
     RCODE,
@@ -34,7 +33,13 @@ from .names import NameKey, name_key
 from .server import Client, run_service
 from .topology import read_root_hints
 from .transport import NetworkTransport
-from .wire import encode_response, formerr_for
+from .wire import (
+    add_opt_record,
+    encode_response,
+    find_opt_records,
+    formerr_for,
+    reject_invalid_opt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +68,10 @@ class ResolverService:
     async def respond(self, query: DNSRecord) -> DNSRecord:
         """Build the reply to a decoded query."""
         reply = _reply_header(query)
-        options = [rr for rr in query.ar if rr.rtype == QTYPE.OPT]
-        if len(options) > 1:
-            return _finish(reply, RCODE.FORMERR, [])
-        if options and _edns_version(options[0]) > 0:
-            return _badvers(reply)
+        options = find_opt_records(query)
+        rejected = reject_invalid_opt(reply, options, EDNS_UDP_SIZE)
+        if rejected is not None:
+            return rejected
         if query.header.opcode != OPCODE.QUERY:
             return _finish(reply, RCODE.NOTIMP, options)
         if len(query.questions) != 1:
@@ -148,23 +152,9 @@ def _add_resolution(reply: DNSRecord, resolution: Resolution) -> None:
         reply.add_auth(record)
 
 
-def _edns_version(option: RR) -> int:
-    return int(option.ttl >> 16) & 0xFF
-
-
 def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
     reply.header.rcode = rcode
-    # RFC 6891 section 7: a reply carries an OPT record only when the query did.
-    if options:
-        reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
-    return reply
-
-
-def _badvers(reply: DNSRecord) -> DNSRecord:
-    # BADVERS is extended rcode 16: the OPT record carries its upper eight
-    # bits (value 1) and the header's rcode stays 0 (RFC 6891 section 6.1.3).
-    reply.header.rcode = 0
-    reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE, ext_rcode=1))
+    add_opt_record(reply, options, EDNS_UDP_SIZE)
     return reply
 
 

@@ -22,21 +22,15 @@ import struct
 
 from dnslib import DNSError, DNSRecord
 
-from .errors import DnsToyError
+# TransportError and TransportTimeout are defined in errors and are
+# re-exported here for callers of this module.
+from .errors import TransportError, TransportTimeout
 from .names import name_key
 
 log = logging.getLogger(__name__)
 
 HEADER_SIZE = 12
 MAX_MESSAGE_SIZE = 65535
-
-
-class TransportError(DnsToyError):
-    """An exchange with a name server failed: refused, reset or malformed."""
-
-
-class TransportTimeout(TransportError):
-    """No matching reply arrived before the timeout."""
 
 
 def reply_matches(query: DNSRecord, reply: DNSRecord) -> bool:

@@ -1,4 +1,5 @@
-"""Wire-format helpers shared by servers: size limits, truncation, FORMERR.
+"""Wire-format helpers shared by servers: size limits, truncation, FORMERR
+and the EDNS OPT record (RFC 6891).
 
 Truncation follows RFC 2181 section 9: records are dropped from the end of
 the additional section first, and TC=1 is set only when required data did
@@ -8,7 +9,7 @@ required (RFC 9471), so dropping any of it sets TC=1 as well.
 
 import struct
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
 
 from .names import is_subdomain
 
@@ -26,6 +27,53 @@ def max_udp_size(query: DNSRecord, server_size: int) -> int:
         if record.rtype == QTYPE.OPT:
             return max(PLAIN_UDP_SIZE, min(record.rclass, server_size))
     return PLAIN_UDP_SIZE
+
+
+def find_opt_records(message: DNSRecord) -> list[RR]:
+    """Return the OPT pseudo-records in the additional section of `message`."""
+    return [rr for rr in message.ar if rr.rtype == QTYPE.OPT]
+
+
+def edns_version(opt: RR) -> int:
+    """Return the EDNS version of an OPT record: bits 16-23 of its TTL field
+    (RFC 6891 section 6.1.3)."""
+    return int(opt.ttl >> 16) & 0xFF
+
+
+def reject_invalid_opt(
+    reply: DNSRecord, opt_records: list[RR], udp_size: int
+) -> DNSRecord | None:
+    """Make `reply` the error that the query's OPT records call for.
+
+    Returns `reply` as FORMERR for more than one OPT record (RFC 6891
+    section 6.1.1) or as BADVERS for an EDNS version above 0, and None when
+    the OPT records are valid. `udp_size` goes into the OPT record of a
+    BADVERS reply.
+    """
+    if len(opt_records) > 1:
+        reply.header.rcode = RCODE.FORMERR
+        return reply
+    if opt_records and edns_version(opt_records[0]) > 0:
+        return _badvers(reply, udp_size)
+    return None
+
+
+def add_opt_record(
+    reply: DNSRecord, query_opt_records: list[RR], udp_size: int
+) -> None:
+    """Add an OPT record with payload size `udp_size` to `reply` when the
+    query had one."""
+    # RFC 6891 section 7: a reply carries an OPT record only when the query did.
+    if query_opt_records:
+        reply.add_ar(EDNS0(udp_len=udp_size))
+
+
+def _badvers(reply: DNSRecord, udp_size: int) -> DNSRecord:
+    # BADVERS is extended rcode 16: the OPT record carries its upper eight
+    # bits (value 1) and the header's rcode stays 0 (RFC 6891 section 6.1.3).
+    reply.header.rcode = 0
+    reply.add_ar(EDNS0(udp_len=udp_size, ext_rcode=1))
+    return reply
 
 
 def encode_response(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dnslib import RCODE, RR, DNSError, DNSRecord
 
 from dns_toy.authority import Catalog, answer_query
-from dns_toy.transport import TransportError, TransportTimeout
+from dns_toy.errors import TransportError, TransportTimeout
 from dns_toy.zonefile import parse_zone_text
 
 # A behaviour returns the reply, raw bytes to send as the reply, or None

@@ -22,19 +22,15 @@ from fakenet import (
     wrong_id,
 )
 
+import dns_toy.delegation
+import dns_toy.iterator
+import dns_toy.replies
+import dns_toy.trace
 from dns_toy.authority import answer_query
 from dns_toy.cache import NegativeKind
-from dns_toy.iterator import (
-    CacheEvent,
-    FailureEvent,
-    Limits,
-    NestedLookupEvent,
-    Outcome,
-    QueryEvent,
-    Resolution,
-    Resolver,
-    classify_reply,
-)
+from dns_toy.iterator import Limits, Resolution, Resolver
+from dns_toy.replies import Outcome, classify_reply
+from dns_toy.trace import CacheEvent, FailureEvent, NestedLookupEvent, QueryEvent
 
 ROOT_ADDRESS = "198.51.100.1"
 COM_ADDRESS = "198.51.100.10"
@@ -661,3 +657,28 @@ def test_classify_answer_without_aa_is_lame() -> None:
     )
     assert classified.outcome is Outcome.LAME
     assert classified.reason == "answer without AA"
+
+
+def test_iterator_reexports_moved_names() -> None:
+    moved = {
+        dns_toy.replies: ["Outcome", "Referral", "Reply", "classify_reply"],
+        dns_toy.trace: [
+            "CacheEvent",
+            "FailureEvent",
+            "NestedLookupEvent",
+            "QueryEvent",
+            "StartEvent",
+            "TraceEvent",
+            "describe_event",
+        ],
+        dns_toy.delegation: [
+            "CachedDelegation",
+            "Delegation",
+            "NameServer",
+            "RootHints",
+        ],
+    }
+    for module, names in moved.items():
+        for name in names:
+            assert name in dns_toy.iterator.__all__, name
+            assert getattr(dns_toy.iterator, name) is getattr(module, name), name
