@@ -36,7 +36,7 @@ WILDCARD = b"*"
 
 
 class Outcome(Enum):
-    """What an authority found for a question."""
+    """The kind of result an authority returns for a question."""
 
     ANSWER = "answer"
     CNAME = "cname"

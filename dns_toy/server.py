@@ -1,8 +1,8 @@
 """DNS service over asyncio: UDP and TCP on one address and port.
 
 This is the only module of the servers that touches sockets. A handler
-turns the bytes of one query into the bytes of its reply (or None to stay
-silent); the service frames TCP messages, logs one line per query and stops
+turns the bytes of one query into the bytes of its reply, or None to stay
+silent. The service frames TCP messages, logs one line per query and stops
 cleanly on SIGINT or SIGTERM.
 """
 
@@ -26,7 +26,7 @@ TCP_IDLE_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class Client:
-    """Where a query came from and over which transport."""
+    """The source address, port and transport of a query."""
 
     address: str
     port: int
