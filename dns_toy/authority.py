@@ -33,6 +33,7 @@ EDNS_UDP_SIZE = 1232
 MAX_CNAME_CHAIN = 8
 ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
 WILDCARD = b"*"
+ZONE_TRANSFER_TYPES = (QTYPE.AXFR, QTYPE.IXFR)
 
 
 class Outcome(Enum):
@@ -290,6 +291,9 @@ def answer_query(query: DNSRecord, catalog: Catalog) -> DNSRecord:
     question = query.questions[0]
     if question.qclass != CLASS.IN:
         return _answer_other_class(reply, catalog, options)
+    if question.qtype in ZONE_TRANSFER_TYPES:
+        # Zone transfers are not served (RFC 5936 section 4.2 allows REFUSED).
+        return _finish(reply, RCODE.REFUSED, options)
 
     result = lookup(catalog, question.qname, question.qtype)
     reply.header.aa = int(result.authoritative)

@@ -11,6 +11,20 @@ from typing import Annotated
 
 import typer
 
+from . import resolver_flags as policy
+from .resolver_flags import (
+    CacheSizeOption,
+    CaseRandomisationOption,
+    MaxTtlOption,
+    MinTtlOption,
+    QnameMinimisationOption,
+    RetriesOption,
+    SelectionChoice,
+    SelectionOption,
+    ServeStaleOption,
+    TimeoutOption,
+)
+
 app = typer.Typer(
     help="A small DNS hierarchy (root, TLD, authoritative, resolver) on loopback.",
     no_args_is_help=True,
@@ -24,10 +38,20 @@ DEFAULT_TOPOLOGY = ZONES_DIR / "topology.toml"
 DEFAULT_ROOT_HINTS = ZONES_DIR / "root.hints"
 
 PortOption = Annotated[
-    int, typer.Option("--port", "-p", help="UDP and TCP port to listen on.")
+    int,
+    typer.Option(
+        "--port", "-p", min=0, max=65535, help="UDP and TCP port to listen on."
+    ),
 ]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log each resolution step (DEBUG).")
+]
+ControlOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Serve the control channel (dns-toy cache, stats, fault) on this "
+        "Unix socket; its directory must not be writable by other users."
+    ),
 ]
 
 
@@ -36,6 +60,39 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+
+
+class ModeChoice(str, Enum):
+    iterative = "iterative"
+    recursive = "recursive"
+    forward = "forward"
+
+
+class HierarchyModeChoice(str, Enum):
+    iterative = "iterative"
+    recursive = "recursive"
+
+
+class TraceFormatChoice(str, Enum):
+    text = "text"
+    mermaid = "mermaid"
+
+
+ForwarderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--forwarder",
+        help="Upstream resolver ADDR[:PORT] for --mode forward; PORT defaults "
+        "to --server-port (repeatable).",
+    ),
+]
+ModeOption = Annotated[
+    ModeChoice,
+    typer.Option(
+        help="iterative: walk down from the root; recursive: one RD=1 query "
+        "to a root server that recurses; forward: RD=1 to --forwarder."
+    ),
+]
 
 
 class OrderChoice(str, Enum):
@@ -85,6 +142,19 @@ def serve(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Fault: set TC=1 on every UDP reply.")
     ] = False,
+    recursion: Annotated[
+        bool,
+        typer.Option(
+            "--recursion",
+            help="Resolve RD=1 queries outside the zones or below their cuts "
+            "by asking the next server down (RA=1).",
+        ),
+    ] = False,
+    root_hints: Annotated[
+        Path,
+        typer.Option(help="Root hints for --recursion, in named.root format."),
+    ] = DEFAULT_ROOT_HINTS,
+    control: ControlOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve zone files authoritatively over UDP and TCP (SIGHUP reloads)."""
@@ -92,16 +162,26 @@ def serve(
     from .errors import DnsToyError
     from .faults import Faults
     from .nameserver import run_authority
+    from .recursion import Recursor
 
     _configure_logging(verbose)
     paths = [str(p) for p in zone_files]
     order = RRsetOrder(rrset_order.value)
     try:
         faults = Faults(delay, jitter, drop, seed, servfail, refuse, truncate)
+        recursor = None
+        if recursion:
+            # The other servers are asked on this server's own port.
+            recursor = Recursor.from_hints_file(root_hints, name or address, port)
     except DnsToyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(run_authority(paths, address, port, name, order, watch, faults))
+    control_path = None if control is None else str(control)
+    raise typer.Exit(
+        run_authority(
+            paths, address, port, name, order, watch, faults, control_path, recursor
+        )
+    )
 
 
 @app.command("check-zone")
@@ -130,6 +210,8 @@ def up(
         typer.Option(
             "--port",
             "-p",
+            min=1,
+            max=65535,
             help="Port for every server and the resolver "
             "(default: the topology's port, else 1053).",
         ),
@@ -145,13 +227,40 @@ def up(
             "ns1.example.com:delay=200,drop=0.3 (repeatable)."
         ),
     ] = None,
+    extra_resolver: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Start another resolver on this IPv4 address, e.g. 127.0.0.13; "
+            "named resolver2, resolver3, ... (repeatable)."
+        ),
+    ] = None,
+    mode: Annotated[
+        HierarchyModeChoice,
+        typer.Option(
+            help="recursive: every server runs with --recursion and the "
+            "resolver sends one RD=1 query to a root server."
+        ),
+    ] = HierarchyModeChoice.iterative,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Let every child log at DEBUG.")
+    ] = False,
 ) -> None:
     """Start every server of a hierarchy and a resolver, until Ctrl-C."""
     from .hierarchy import run_up
 
     _configure_logging(False)
     directory = None if run_dir is None else str(run_dir)
-    raise typer.Exit(run_up(str(topology), port, directory, fault or []))
+    raise typer.Exit(
+        run_up(
+            str(topology),
+            port,
+            directory,
+            fault or [],
+            extra_resolver or [],
+            mode.value,
+            verbose,
+        )
+    )
 
 
 @app.command()
@@ -164,15 +273,52 @@ def resolver(
         Path, typer.Option(help="Root hints in named.root format.")
     ] = DEFAULT_ROOT_HINTS,
     server_port: Annotated[
-        int, typer.Option(help="Port on which every name server is queried.")
+        int, typer.Option(
+            min=1, max=65535, help="Port on which every name server is queried."
+        )
     ] = DEFAULT_PORT,
+    control: ControlOption = None,
+    mode: ModeOption = ModeChoice.iterative,
+    forwarder: ForwarderOption = None,
     verbose: VerboseOption = False,
+    timeout: TimeoutOption = policy.DEFAULT_TIMEOUT_MS,
+    retries: RetriesOption = policy.DEFAULT_RETRIES,
+    selection: SelectionOption = SelectionChoice.nearest,
+    case_randomisation: CaseRandomisationOption = False,
+    qname_minimisation: QnameMinimisationOption = False,
+    serve_stale: ServeStaleOption = False,
+    max_ttl: MaxTtlOption = policy.DEFAULT_MAX_TTL,
+    min_ttl: MinTtlOption = policy.DEFAULT_MIN_TTL,
+    cache_size: CacheSizeOption = policy.DEFAULT_CACHE_SIZE,
 ) -> None:
-    """Run the caching iterative resolver."""
+    """Run the caching resolver: iterative, recursive or forwarding."""
     from .resolver_service import run_resolver
 
+    options = policy.build_options(
+        timeout,
+        retries,
+        selection,
+        case_randomisation,
+        qname_minimisation,
+        serve_stale,
+        max_ttl,
+        min_ttl,
+        cache_size,
+    )
     _configure_logging(verbose)
-    raise typer.Exit(run_resolver(address, port, str(root_hints), server_port))
+    control_path = None if control is None else str(control)
+    raise typer.Exit(
+        run_resolver(
+            address,
+            port,
+            str(root_hints),
+            server_port,
+            control_path,
+            mode=mode.value,
+            forwarders=forwarder or [],
+            options=options,
+        )
+    )
 
 
 @app.command()
@@ -187,18 +333,73 @@ def resolve(
         Path, typer.Option(help="Root hints for in-process resolution.")
     ] = DEFAULT_ROOT_HINTS,
     server_port: Annotated[
-        int, typer.Option(help="Port on which every name server is queried.")
+        int, typer.Option(
+            min=1, max=65535, help="Port on which every name server is queried."
+        )
     ] = DEFAULT_PORT,
     trace: Annotated[
         bool, typer.Option("--trace", help="Print each query and what came back.")
     ] = False,
+    mode: ModeOption = ModeChoice.iterative,
+    forwarder: ForwarderOption = None,
+    trace_format: Annotated[
+        TraceFormatChoice,
+        typer.Option(
+            help="text: one line per hop and a summary; mermaid: a Mermaid "
+            "sequenceDiagram instead of the trace and the reply."
+        ),
+    ] = TraceFormatChoice.text,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10,
+            help="Resolve the name this many times with one cache, to compare "
+            "a cold cache with a warm one.",
+        ),
+    ] = 1,
+    timeout: TimeoutOption = policy.DEFAULT_TIMEOUT_MS,
+    retries: RetriesOption = policy.DEFAULT_RETRIES,
+    selection: SelectionOption = SelectionChoice.nearest,
+    case_randomisation: CaseRandomisationOption = False,
+    qname_minimisation: QnameMinimisationOption = False,
+    serve_stale: ServeStaleOption = False,
+    max_ttl: MaxTtlOption = policy.DEFAULT_MAX_TTL,
+    min_ttl: MinTtlOption = policy.DEFAULT_MIN_TTL,
+    cache_size: CacheSizeOption = policy.DEFAULT_CACHE_SIZE,
 ) -> None:
-    """Resolve a name, in-process from the root hints or through a resolver."""
+    """Resolve a name, in-process from the root hints or through a resolver.
+
+    The resolver policies apply to in-process resolution only.
+    """
     from .resolve_command import run_resolve
 
+    options = policy.build_options(
+        timeout,
+        retries,
+        selection,
+        case_randomisation,
+        qname_minimisation,
+        serve_stale,
+        max_ttl,
+        min_ttl,
+        cache_size,
+    )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     raise typer.Exit(
-        run_resolve(name, qtype, server, str(root_hints), server_port, trace)
+        run_resolve(
+            name,
+            qtype,
+            server,
+            str(root_hints),
+            server_port,
+            trace,
+            mode=mode.value,
+            forwarders=forwarder or [],
+            trace_format=trace_format.value,
+            repeat=repeat,
+            options=options,
+        )
     )
 
 
@@ -221,3 +422,173 @@ def reload(
     from .runstate import reload_command
 
     raise typer.Exit(reload_command(servers or [], run_dir, pid))
+
+
+cache_app = typer.Typer(
+    help="Look into a running resolver's cache over its control channel.",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Process of the hierarchy, by name or address (default: the resolver).",
+    ),
+]
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Run directory of the hierarchy (default: that of `up`)."),
+]
+ControlPathOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--control", help="Control socket of the process, in place of the run state."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CacheNameArgument = Annotated[
+    str | None,
+    typer.Argument(help="Only entries at or below this name (default: all)."),
+]
+
+
+@cache_app.command("show")
+def cache_show(
+    name: CacheNameArgument = None,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    run_dir: RunDirOption = None,
+    control: ControlPathOption = None,
+) -> None:
+    """List every cache entry: TTLs, age, credibility and source server."""
+    from .control_commands import cache_show as show
+
+    raise typer.Exit(show(name, as_json, server, run_dir, control))
+
+
+@cache_app.command("flush")
+def cache_flush(
+    name: CacheNameArgument = None,
+    server: ServerOption = None,
+    run_dir: RunDirOption = None,
+    control: ControlPathOption = None,
+) -> None:
+    """Remove the entries at or below NAME, or every entry."""
+    from .control_commands import cache_flush as flush
+
+    raise typer.Exit(flush(name, server, run_dir, control))
+
+
+@cache_app.command("stale")
+def cache_stale(
+    name: CacheNameArgument = None,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    run_dir: RunDirOption = None,
+    control: ControlPathOption = None,
+) -> None:
+    """Ask each entry's source server now and mark the entry FRESH or STALE."""
+    from .control_commands import cache_stale as stale
+
+    raise typer.Exit(stale(name, as_json, server, run_dir, control))
+
+
+@app.command()
+def stats(
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    run_dir: RunDirOption = None,
+    control: ControlPathOption = None,
+) -> None:
+    """Print a resolver's counters: queries, cache hits, upstream queries."""
+    from .control_commands import stats as print_stats
+
+    raise typer.Exit(print_stats(as_json, server, run_dir, control))
+
+
+@app.command()
+def fault(
+    server: Annotated[
+        str, typer.Argument(help="Server of the hierarchy, by name or address.")
+    ],
+    spec: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Faults such as delay=200 jitter=50 drop=0.3 seed=7 servfail "
+            "refuse truncate, or `clear`; none shows the current faults."
+        ),
+    ] = None,
+    run_dir: RunDirOption = None,
+    control: ControlPathOption = None,
+) -> None:
+    """Change the faults a running server injects, at once."""
+    from .control_commands import fault as set_fault
+
+    raise typer.Exit(set_fault(server, spec or [], run_dir, control))
+
+
+demo_app = typer.Typer(
+    help="Experiments to run against a hierarchy.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+
+
+class ClockChoice(str, Enum):
+    real = "real"
+    fake = "fake"
+
+
+@demo_app.command("staleness")
+def demo_staleness(
+    name: Annotated[
+        str, typer.Argument(help="Name whose A record is changed at its authority.")
+    ] = "ttl30.example.com",
+    clock: Annotated[
+        ClockChoice,
+        typer.Option(
+            help="real: the running hierarchy; fake: an in-memory copy on a "
+            "simulated clock, in well under a second."
+        ),
+    ] = ClockChoice.real,
+    resolvers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Resolvers to watch; each caches the record a while later."
+        ),
+    ] = 1,
+    lower_ttl: Annotated[
+        bool,
+        typer.Option(
+            "--lower-ttl",
+            help="Lower the TTL first and change the record once the old TTL "
+            "has run out.",
+        ),
+    ] = False,
+    low_ttl: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="TTL in seconds for --lower-ttl (default: a sixth of the TTL)."
+        ),
+    ] = None,
+    run_dir: RunDirOption = None,
+    topology: Annotated[
+        Path, typer.Option(help="Topology of the in-memory hierarchy (--clock fake).")
+    ] = DEFAULT_TOPOLOGY,
+) -> None:
+    """Change a record at its authority and watch resolvers serve it stale."""
+    from .demo import run_staleness_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    raise typer.Exit(
+        run_staleness_demo(
+            name,
+            fake_clock=clock is ClockChoice.fake,
+            resolvers=resolvers,
+            lower_ttl=lower_ttl,
+            low_ttl=low_ttl,
+            run_dir=run_dir,
+            topology=topology,
+        )
+    )

@@ -3,7 +3,7 @@
 A delegation comes from the root hints, from a referral or from the cache.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dnslib import QTYPE, RR, DNSLabel
@@ -64,3 +64,28 @@ def addresses_of(server: DNSLabel, records: Sequence[RR]) -> tuple[str, ...]:
         if address not in found:
             found.append(address)
     return tuple(found)
+
+
+def delegation_from_cache(cached: CachedDelegation) -> Delegation:
+    """Build the delegation of a cached zone cut."""
+    servers = []
+    for ns in cached.ns:
+        server = ns.rdata.label
+        servers.append(NameServer(server, addresses_of(server, cached.addresses)))
+    return Delegation(cached.zone, tuple(servers), "cache")
+
+
+def delegation_from_referral(
+    zone: DNSLabel,
+    ns_records: Sequence[RR],
+    glue: Sequence[RR],
+    cached: Callable[[DNSLabel], Sequence[RR]],
+) -> Delegation:
+    """Build the delegation of a referral from its glue and, for the name
+    servers without glue, the addresses `cached` returns."""
+    servers = []
+    for ns in ns_records:
+        server = ns.rdata.label
+        known = list(glue) + list(cached(server))
+        servers.append(NameServer(server, addresses_of(server, known)))
+    return Delegation(zone, tuple(servers), "referral")

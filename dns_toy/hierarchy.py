@@ -17,6 +17,7 @@ SIGKILL (Linux PR_SET_PDEATHSIG).
 
 import ctypes
 import dataclasses
+import ipaddress
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from dnslib import DNSError, DNSRecord
 
+from .control import control_socket_path
 from .errors import DnsToyError, TopologyError
 from .faults import parse_faults
 from .runstate import (
@@ -72,6 +74,7 @@ class Child:
     process: "subprocess.Popen[bytes]"
     is_resolver: bool = False
     reported: bool = False
+    control: str = ""  # path of its control socket
 
 
 def run_up(
@@ -79,16 +82,24 @@ def run_up(
     port: int | None,
     run_dir: str | None,
     fault_overrides: list[str] | None = None,
+    extra_resolvers: list[str] | None = None,
+    mode: str = "iterative",
+    verbose: bool = False,
 ) -> int:
     """Start every server of a topology and its resolver, and wait for a stop.
 
-    Returns 0 after a stop by SIGINT or SIGTERM, 1 when the topology is
-    invalid, a child fails to start or every child has exited.
+    `extra_resolvers` are the addresses of more resolver processes, named
+    resolver2, resolver3 and so on. In `mode` "recursive" every server runs
+    with --recursion and the resolvers in recursive mode. With `verbose`,
+    every child logs at DEBUG. Returns 0 after a stop by SIGINT or
+    SIGTERM, 1 when the topology is invalid, a child fails to start or
+    every child has exited.
     """
     try:
         topology = apply_fault_overrides(
             load_topology(topology_path), fault_overrides or []
         )
+        extra_resolvers = check_extra_resolvers(topology, extra_resolvers or [])
         hints = _derive_hints(topology)
     except DnsToyError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -99,6 +110,7 @@ def run_up(
         directory = _make_run_dir(run_dir)
         hints_path = directory / "root.hints"
         hints_path.write_text(format_root_hints(hints), encoding="utf-8")
+        extra = child_arguments(mode, verbose, hints_path)
     except DnsToyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -112,7 +124,9 @@ def run_up(
     previous_chld = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     children: list[Child] = []
     try:
-        return _run(topology, port, directory, hints_path, children)
+        return _run(
+            topology, port, directory, hints_path, children, extra_resolvers, extra
+        )
     finally:
         _stop_children(children)
         _drain_stop_signals()
@@ -137,6 +151,57 @@ def apply_fault_overrides(topology: Topology, overrides: list[str]) -> Topology:
             raise TopologyError(f"--fault {item!r}: {exc}") from None
         servers[key] = dataclasses.replace(servers[key], faults=spec)
     return dataclasses.replace(topology, servers=tuple(servers.values()))
+
+
+def check_extra_resolvers(topology: Topology, addresses: list[str]) -> list[str]:
+    """Check the addresses of extra resolvers: IPv4, each used once, and a
+    root zone in the topology to derive their root hints from."""
+    used = {server.address: server.name for server in topology.servers}
+    if topology.resolver_address is not None:
+        used[topology.resolver_address] = "resolver"
+    checked = []
+    for text in addresses:
+        try:
+            address = str(ipaddress.IPv4Address(text))
+        except ValueError:
+            raise TopologyError(
+                f"--extra-resolver {text!r}: invalid IPv4 address"
+            ) from None
+        if address in used:
+            raise TopologyError(
+                f"--extra-resolver {address}: already used by {used[address]}"
+            )
+        used[address] = "another --extra-resolver"
+        checked.append(address)
+    if checked and not root_servers(topology):
+        raise TopologyError(
+            "--extra-resolver needs a topology with a root zone for its root hints"
+        )
+    return checked
+
+
+@dataclass(frozen=True)
+class ChildArguments:
+    """Command-line arguments added to every server and every resolver."""
+
+    server: tuple[str, ...] = ()
+    resolver: tuple[str, ...] = ()
+
+
+def child_arguments(mode: str, verbose: bool, hints_path: Path) -> ChildArguments:
+    """Return the arguments of `mode` (iterative or recursive) and `verbose`;
+    raise DnsToyError for another mode."""
+    if mode not in ("iterative", "recursive"):
+        raise DnsToyError(f"invalid mode {mode!r}; use iterative or recursive")
+    server: list[str] = []
+    resolver: list[str] = []
+    if mode == "recursive":
+        server += ["--recursion", "--root-hints", str(hints_path)]
+        resolver += ["--mode", "recursive"]
+    if verbose:
+        server.append("--verbose")
+        resolver.append("--verbose")
+    return ChildArguments(tuple(server), tuple(resolver))
 
 
 def _derive_hints(topology: Topology) -> list[tuple[str, str]]:
@@ -166,12 +231,24 @@ def _run(
     directory: Path,
     hints_path: Path,
     children: list[Child],
+    extra_resolvers: list[str],
+    extra: ChildArguments = ChildArguments(),
 ) -> int:
-    print(f"Starting {_count_processes(topology)} on port {port} ...", flush=True)
-    _start_children(topology, port, directory, hints_path, children)
+    count = _count_processes(topology, len(extra_resolvers))
+    print(f"Starting {count} on port {port} ...", flush=True)
+    if "--recursion" in extra.server:
+        print("Recursive mode: every server recurses for RD=1 queries.")
+    _start_children(topology, port, directory, hints_path, children, extra)
+    for number, address in enumerate(extra_resolvers, start=2):
+        name = f"resolver{number}"
+        children.append(
+            _start_resolver(name, address, port, directory, hints_path, extra)
+        )
     if not _wait_until_ready(children, port):
         return 1
-    write_state(directory, _run_state(children, port))
+    state = _run_state(children, port)
+    topology_file = str(topology.path.resolve())
+    write_state(directory, dataclasses.replace(state, topology=topology_file))
     try:
         _print_summary(children, port, directory)
         if not _wait_for_stop(children):
@@ -190,16 +267,20 @@ def _run_state(children: list[Child], port: int) -> RunState:
             pid=child.process.pid,
             role="resolver" if child.is_resolver else "server",
             zones=[] if child.is_resolver else child.zones.split(", "),
+            control=child.control,
         )
         for child in children
     ]
     return RunState(os.getpid(), entries)
 
 
-def _count_processes(topology: Topology) -> str:
+def _count_processes(topology: Topology, extra_resolvers: int = 0) -> str:
     text = f"{len(topology.servers)} servers"
-    if topology.resolver_address is not None:
+    resolvers = extra_resolvers + (topology.resolver_address is not None)
+    if resolvers == 1:
         text += " and a resolver"
+    elif resolvers > 1:
+        text += f" and {resolvers} resolvers"
     return text
 
 
@@ -209,6 +290,7 @@ def _start_children(
     directory: Path,
     hints_path: Path,
     children: list[Child],
+    extra: ChildArguments = ChildArguments(),
 ) -> None:
     # Children are appended one by one, so the caller can stop the ones
     # already started if a later start raises.
@@ -216,8 +298,11 @@ def _start_children(
         command = ["serve", *[str(zone.path) for zone in server.zones]]
         command += ["--address", server.address, "--port", str(port)]
         command += ["--name", server.name]
+        control = str(control_socket_path(directory, server.name))
+        command += ["--control", control]
         if server.faults:
             command += parse_faults(server.faults).to_arguments()
+        command += extra.server
         zones = ", ".join(zone.origin for zone in server.zones)
         log_path = directory / f"{server.name}.log"
         process = _spawn(command, log_path)
@@ -231,17 +316,34 @@ def _start_children(
                 "TXT",
                 log_path,
                 process,
+                control=control,
             )
         )
     if topology.resolver_address is not None:
         address = topology.resolver_address
-        command = ["resolver", "--address", address, "--port", str(port)]
-        command += ["--root-hints", str(hints_path), "--server-port", str(port)]
-        log_path = directory / "resolver.log"
-        process = _spawn(command, log_path)
         children.append(
-            Child("resolver", address, "(resolver)", ".", "NS", log_path, process, True)
+            _start_resolver("resolver", address, port, directory, hints_path, extra)
         )
+
+
+def _start_resolver(
+    name: str,
+    address: str,
+    port: int,
+    directory: Path,
+    hints_path: Path,
+    extra: ChildArguments = ChildArguments(),
+) -> Child:
+    command = ["resolver", "--address", address, "--port", str(port)]
+    command += ["--root-hints", str(hints_path), "--server-port", str(port)]
+    command += extra.resolver
+    control = str(control_socket_path(directory, name))
+    command += ["--control", control]
+    log_path = directory / f"{name}.log"
+    process = _spawn(command, log_path)
+    return Child(
+        name, address, "(resolver)", ".", "NS", log_path, process, True, control=control
+    )
 
 
 def _spawn(arguments: list[str], log_path: Path) -> "subprocess.Popen[bytes]":

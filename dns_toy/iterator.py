@@ -6,52 +6,64 @@ itself: the transport and the clock are passed in, so the same code runs
 over UDP, over the in-memory network of the tests, and under a fake clock.
 
 1. The cache comes first: a cached answer, CNAME or negative answer
-   (RFC 2308) settles the name without a query.
+   (RFC 2308) settles the name without a query. A question that failed
+   in the last 30 s fails again at once (RFC 2308 section 7).
 2. Otherwise the walk starts at the closest enclosing zone whose NS RRset
-   and at least one server address are cached, else at the root hints.
-3. The zone's servers are asked in turn. `replies.classify_reply` scrubs
-   each reply to the bailiwick of the zone asked and names it: an ANSWER,
-   NXDOMAIN or NODATA settles the name, a CNAME restarts step 1 at its
-   target, and a REFERRAL moves one zone cut down. A LAME reply, a
-   transport error or a second timeout moves on to the next server.
+   and at least one usable server address are cached, else at the root
+   hints.
+3. The zone's servers are asked in the order of the selection policy
+   (`selection`), each with the retries of `delivery`.
+   `replies.classify_reply` scrubs each reply to the bailiwick of the
+   zone asked and names it: an ANSWER, NXDOMAIN or NODATA settles the
+   name, a CNAME restarts step 1 at its target, and a REFERRAL moves one
+   zone cut down. A LAME reply marks the server lame for the zone, and
+   the next server is asked, as after a transport error or the last
+   timeout. With QNAME minimisation (`minimisation`) the names sent are
+   cut short until the last zone.
 4. When every server of a zone fails, the result is SERVFAIL, never
-   NXDOMAIN.
+   NXDOMAIN. The failure is cached for 30 s, and with serve-stale
+   (RFC 8767) expired data is answered instead when the cache has it.
 
 Name servers without glue are found by nested resolutions. A resolution
 and all its nested ones share one budget of upstream queries and one
 deadline, so a broken or hostile hierarchy costs a bounded amount of work.
 """
 
+import functools
 import logging
-import secrets
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from dnslib import (
-    CLASS,
-    EDNS0,
-    QTYPE,
-    RCODE,
-    RR,
-    DNSHeader,
-    DNSLabel,
-    DNSQuestion,
-    DNSRecord,
+from dnslib import QTYPE, RCODE, RR, DNSLabel
+
+from . import cached_answers
+from .budget import Budget, ResolutionAborted
+from .cache import (
+    Cache,
+    Credibility,
+    FailureHit,
+    NegativeKind,
+    group_rrsets,
+    normalised_ttls,
 )
-
-from .cache import Cache, CacheHit, Credibility, NegativeKind
 from .delegation import (
     CachedDelegation,
     Delegation,
     NameServer,
     RootHints,
-    addresses_of,
+    delegation_from_cache,
     delegation_from_hints,
+    delegation_from_referral,
 )
-from .errors import TransportError, TransportTimeout
-from .names import ROOT, NameKey, lineage, name_key
+from .delivery import Delivered, Delivery, Transport, ZoneQuery
+from .minimisation import MAX_MINIMISE_COUNT, QnameMinimiser
+from .names import NameKey, name_key
+from .policy_trace import CachedFailureEvent, MinimisationEvent, PolicyEvent
 from .replies import Outcome, Referral, Reply, classify_reply, parent_side
+from .resolver_options import ResolverOptions
+from .selection import ServerSelection
+from .stale_answers import stale_answer
 from .trace import (
     CacheEvent,
     FailureEvent,
@@ -61,11 +73,12 @@ from .trace import (
     TraceEvent,
     describe_event,
 )
-from .transport import reply_matches
+from .upstream_query import EDNS_UDP_SIZE
+from .zone_servers import ZoneServers
 
-# The reply classification, trace events and delegations are defined in
-# replies, trace and delegation, and are re-exported here for callers of
-# this module.
+# The reply classification, trace events, delegations and the transport
+# interface are defined in replies, trace, delegation and delivery, and
+# are re-exported here for callers of this module.
 __all__ = [
     "EDNS_UDP_SIZE",
     "CacheEvent",
@@ -82,6 +95,7 @@ __all__ = [
     "Reply",
     "Resolution",
     "Resolver",
+    "ResolverOptions",
     "RootHints",
     "StartEvent",
     "TraceEvent",
@@ -94,28 +108,11 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# The EDNS UDP payload size that DNS Flag Day 2020 recommends.
-EDNS_UDP_SIZE = 1232
-
-
-class Transport(Protocol):
-    """The interface that carries one query to one server and its reply back.
-
-    `query` raises TransportTimeout when no reply came in time, and TransportError
-    when the exchange failed in another way.
-    """
-
-    async def query(
-        self, message: DNSRecord, address: str, port: int, timeout: float
-    ) -> DNSRecord: ...
-
 
 @dataclass(frozen=True)
 class Limits:
     """Bounds on the work of one resolution, nested resolutions included."""
 
-    timeout: float = 1.0  # seconds per try
-    tries: int = 2  # per server address: a timeout is retried once
     max_queries: int = 100
     max_referrals: int = 16  # zone cuts followed for one name
     max_cname_chain: int = 8
@@ -166,20 +163,17 @@ class _Result:
 class _State:
     """Bookkeeping shared by one resolution and its nested resolutions."""
 
-    queries_left: int
-    deadline: float
-    queries: int = 0
+    budget: Budget
     trace: list[TraceEvent] = field(default_factory=list)
     # Questions being resolved, to stop a nested lookup that needs itself.
     active: set[tuple[NameKey, int]] = field(default_factory=set)
 
 
-class _ResolutionAborted(Exception):
-    """The query budget or the deadline ran out: the whole resolution stops."""
-
-
 class Resolver:
-    """An iterative resolver with a cache, over an injected transport and clock."""
+    """An iterative resolver with a cache, over an injected transport and clock.
+
+    `rng` drives the random selection policy, so tests can seed it.
+    """
 
     def __init__(
         self,
@@ -190,24 +184,37 @@ class Resolver:
         *,
         cache: Cache | None = None,
         limits: Limits | None = None,
+        options: ResolverOptions | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not root_hints:
             raise ValueError("root hints are empty: the resolver needs at least one")
-        self.cache = cache if cache is not None else Cache(clock)
+        self.options = options if options is not None else ResolverOptions()
+        self.cache = cache if cache is not None else self.options.new_cache(clock)
         self.limits = limits if limits is not None else Limits()
-        self._transport = transport
+        self.selection = ServerSelection(self.options.selection, clock, rng)
+        delivery = Delivery(transport, clock, server_port, self.options, self.selection)
+        self._zone_servers = ZoneServers(self.selection, delivery, clock)
         self._clock = clock
-        self._port = server_port
         self._hints = delegation_from_hints(root_hints)
+        log.debug("resolver policies: %s", self.options.describe())
 
     async def resolve(self, qname: DNSLabel | str, qtype: int) -> Resolution:
         """Resolve one question of class IN, from the cache or iteratively."""
         question = _Question(DNSLabel(qname), qtype, 0)
-        state = _State(self.limits.max_queries, self._clock() + self.limits.max_time)
-        try:
-            result = await self._resolve(question, state)
-        except _ResolutionAborted as aborted:
-            result = self._fail(state, question, str(aborted))
+        budget = Budget(
+            self.limits.max_queries,
+            self.limits.max_time,
+            self._clock() + self.limits.max_time,
+        )
+        state = _State(budget)
+        # Recorded without logging: the policies are logged once, above.
+        state.trace.append(PolicyEvent(0, self.options.describe()))
+        failure = self.cache.lookup_failure(question.name, qtype)
+        if failure is not None and not self._is_cached(question):
+            result = self._recent_failure(question, state, failure)
+        else:
+            result = await self._resolve_fresh(question, state)
         return _resolution(question, result, state)
 
     def answer_from_cache(self, qname: DNSLabel | str, qtype: int) -> Resolution | None:
@@ -217,37 +224,71 @@ class Resolver:
         cached, the CNAMEs found so far are returned with rcode NOERROR.
         """
         question = _Question(DNSLabel(qname), qtype, 0)
-        state = _State(0, self._clock())
-        answer: list[RR] = []
-        current = question
-        for _ in range(self.limits.max_cname_chain + 1):
-            result = self._answer_from_cache(current, state)
-            if result is None:
-                break
-            answer.extend(result.answer)
-            if result.next_name is None:
-                final = _Result(result.rcode, tuple(answer), result.authority)
-                return _resolution(question, final, state)
-            current = current.at(result.next_name)
-        if not answer:
+        chain = cached_answers.cached_chain(
+            self.cache, question.name, qtype, self.limits.max_cname_chain
+        )
+        if chain is None:
             return None
-        return _resolution(question, _Result(RCODE.NOERROR, tuple(answer)), state)
+        state = _State(Budget(0, 0.0, self._clock()), list(chain.events))
+        result = _Result(chain.rcode, chain.answer, chain.authority)
+        return _resolution(question, result, state)
 
     def cached_delegation(self, qname: DNSLabel | str) -> CachedDelegation | None:
         """Return the deepest cached zone cut above `qname` that has at least
-        one cached server address, or None."""
-        for zone in _ancestors(DNSLabel(qname)):
-            ns_hit = self.cache.lookup(zone, QTYPE.NS)
-            if ns_hit is None or ns_hit.negative is not None:
-                continue
-            addresses = [
-                rr
-                for ns in ns_hit.records
-                for rr in self._cached_addresses(ns.rdata.label)
-            ]
-            if addresses:
-                return CachedDelegation(zone, ns_hit.records, tuple(addresses))
-        return None
+        one usable cached server address, or None."""
+        return cached_answers.cached_delegation(self.cache, DNSLabel(qname))
+
+    def _is_cached(self, question: _Question) -> bool:
+        found = cached_answers.cached_answer(
+            self.cache, question.name, question.qtype, question.depth
+        )
+        return found is not None
+
+    async def _resolve_fresh(self, question: _Question, state: _State) -> _Result:
+        try:
+            result = await self._resolve(question, state)
+        except ResolutionAborted as aborted:
+            result = self._fail(state, question, str(aborted))
+        if result.rcode != RCODE.SERVFAIL:
+            return result
+        self.cache.store_failure(question.name, question.qtype, result.reason)
+        reason = f"every authority failed ({result.reason})"
+        return self._stale_answer(question, state, reason) or result
+
+    def _recent_failure(
+        self, question: _Question, state: _State, failure: FailureHit
+    ) -> _Result:
+        reason = (
+            f"the last attempt failed ({failure.reason}); authorities are "
+            f"asked again in {failure.remaining:.0f} s"
+        )
+        stale = self._stale_answer(question, state, reason)
+        if stale is not None:
+            return stale
+        event = CachedFailureEvent(
+            0,
+            str(question.name),
+            QTYPE[question.qtype],
+            failure.reason,
+            failure.remaining,
+        )
+        self._record(state, event)
+        return _Result(RCODE.SERVFAIL, reason=failure.reason)
+
+    def _stale_answer(
+        self, question: _Question, state: _State, reason: str
+    ) -> _Result | None:
+        if not self.options.serve_stale:
+            return None
+        max_chain = self.limits.max_cname_chain
+        stale = stale_answer(
+            self.cache, question.name, question.qtype, max_chain, reason
+        )
+        if stale is None:
+            return None
+        for event in stale.events:
+            self._record(state, event)
+        return _Result(stale.rcode, stale.answer, stale.authority)
 
     async def _resolve(self, question: _Question, state: _State) -> _Result:
         key = (name_key(question.name), question.qtype)
@@ -280,9 +321,18 @@ class Resolver:
             current = current.at(target)
 
     async def _resolve_name(self, question: _Question, state: _State) -> _Result:
-        cached = self._answer_from_cache(question, state)
+        cached = cached_answers.cached_answer(
+            self.cache, question.name, question.qtype, question.depth
+        )
         if cached is not None:
-            return cached
+            self._record(state, cached.event)
+            return _Result(
+                cached.rcode, cached.answer, cached.authority, cached.next_name
+            )
+        return await self._walk(question, state)
+
+    async def _walk(self, question: _Question, state: _State) -> _Result:
+        """Walk down from the closest known zone cut to the name's zone."""
         delegation = self._closest_delegation(
             parent_side(question.name, question.qtype)
         )
@@ -294,131 +344,63 @@ class Resolver:
             delegation.source,
         )
         self._record(state, start)
-        for _ in range(self.limits.max_referrals + 1):
-            found = await self._ask_zone(delegation, question, state)
-            if isinstance(found, _Result):
-                return found
-            delegation = found
-        return self._fail(
-            state, question, f"more than {self.limits.max_referrals} referrals"
+        minimiser = QnameMinimiser(
+            question.name, question.qtype, self.options.qname_minimisation
         )
-
-    async def _ask_zone(
-        self, delegation: Delegation, question: _Question, state: _State
-    ) -> "_Result | Delegation":
-        """Ask the servers of one zone in turn until one gives a usable reply.
-
-        Servers with known addresses come first. The others are looked up
-        one at a time, only when every server before them failed.
-        """
-        tried: set[str] = set()
-        for server in delegation.servers:
-            found = await self._ask_server(
-                delegation.zone, server.name, server.addresses, question, state, tried
+        referrals = 0
+        # Each step follows a referral, adds labels to a minimised name or
+        # falls back to the full name, so this many steps always suffice.
+        for _ in range(self.limits.max_referrals + MAX_MINIMISE_COUNT + 2):
+            name, qtype = minimiser.next_query(delegation.zone)
+            minimised = minimiser.is_minimised(name)
+            zone_query = ZoneQuery(
+                delegation.zone, name, qtype, question.depth, minimised
             )
-            if found is not None:
-                return found
-        for server in delegation.servers:
-            if server.addresses:
-                continue
-            addresses = await self._lookup_addresses(
-                server.name, delegation, question, state
-            )
-            found = await self._ask_server(
-                delegation.zone, server.name, addresses, question, state, tried
-            )
-            if found is not None:
-                return found
-        reason = f"no server of zone {delegation.zone} gave a usable reply"
+            delivered = await self._ask_zone(delegation, zone_query, question, state)
+            reply = None if delivered is None else delivered.reply
+            if reply is not None and reply.outcome is Outcome.REFERRAL:
+                referrals += 1
+                if referrals > self.limits.max_referrals:
+                    break
+                assert reply.referral is not None and delivered is not None
+                delegation = self._follow_referral(reply.referral, delivered.address)
+            elif minimised:
+                self._step_minimised(minimiser, zone_query, reply, state)
+            elif delivered is None:
+                reason = f"no server of zone {delegation.zone} gave a usable reply"
+                return self._fail(state, question, reason)
+            else:
+                return self._accept(delivered.reply, question, delivered.address)
+        reason = f"more than {self.limits.max_referrals} referrals"
         return self._fail(state, question, reason)
 
-    async def _ask_server(
+    def _step_minimised(
         self,
-        zone: DNSLabel,
-        server: DNSLabel,
-        addresses: Sequence[str],
-        question: _Question,
+        minimiser: QnameMinimiser,
+        zone_query: ZoneQuery,
+        reply: Reply | None,
         state: _State,
-        tried: set[str],
-    ) -> "_Result | Delegation | None":
-        for address in addresses:
-            if address in tried:
-                continue
-            tried.add(address)
-            reply = await self._query_server(zone, server, address, question, state)
-            if reply is not None:
-                return self._accept(reply, question, address)
-        return None
-
-    async def _query_server(
-        self,
-        zone: DNSLabel,
-        server: DNSLabel,
-        address: str,
-        question: _Question,
-        state: _State,
-    ) -> Reply | None:
-        """Query one server address and retry a timeout once.
-
-        Returns the classified reply, or None when the server is lame or
-        unreachable.
-        """
-
-        def record(outcome: Outcome, detail: str, started: float) -> None:
-            rtt_ms = (self._clock() - started) * 1000
-            event = QueryEvent(
-                question.depth,
-                str(zone),
-                str(server),
-                address,
-                str(question.name),
-                QTYPE[question.qtype],
-                outcome,
-                detail,
-                rtt_ms,
-            )
+    ) -> None:
+        reason = minimiser.after_reply(zone_query.name, reply)
+        if reason is not None:
+            zone, name = str(zone_query.zone), str(zone_query.name)
+            event = MinimisationEvent(zone_query.depth, zone, name, reason)
             self._record(state, event)
 
-        for _ in range(self.limits.tries):
-            query = _make_query(question.name, question.qtype)
-            timeout = self._spend_query(state)
-            started = self._clock()
-            try:
-                response = await self._transport.query(
-                    query, address, self._port, timeout
-                )
-            except TransportTimeout:
-                record(Outcome.TIMEOUT, "timeout", started)
-                continue
-            except TransportError as exc:
-                record(Outcome.ERROR, str(exc), started)
-                return None
-            if not reply_matches(query, response):
-                # The genuine reply never came: count it as a timeout.
-                record(Outcome.TIMEOUT, "reply with the wrong ID or question", started)
-                continue
-            reply = classify_reply(response, question.name, question.qtype, zone)
-            record(reply.outcome, reply.describe(), started)
-            return None if reply.outcome is Outcome.LAME else reply
-        return None
+    async def _ask_zone(
+        self,
+        delegation: Delegation,
+        zone_query: ZoneQuery,
+        question: _Question,
+        state: _State,
+    ) -> Delivered | None:
+        async def lookup(server: DNSLabel) -> list[str]:
+            return await self._lookup_addresses(server, delegation, question, state)
 
-    def _spend_query(self, state: _State) -> float:
-        """Count one upstream query and return the timeout for it.
-
-        Raises _ResolutionAborted when the budget or the deadline is used up.
-        """
-        left = state.deadline - self._clock()
-        if left <= 0:
-            raise _ResolutionAborted(
-                f"resolution timed out after {self.limits.max_time:g} s"
-            )
-        if state.queries_left <= 0:
-            raise _ResolutionAborted(
-                f"query budget of {self.limits.max_queries} queries used up"
-            )
-        state.queries_left -= 1
-        state.queries += 1
-        return min(self.limits.timeout, left)
+        record = functools.partial(self._record, state)
+        return await self._zone_servers.ask(
+            delegation, zone_query, state.budget, record, lookup
+        )
 
     async def _lookup_addresses(
         self,
@@ -435,28 +417,29 @@ class Resolver:
             self._fail(state, nested, reason)
             return []
         result = await self._resolve(nested, state)
+        # The answer may start with CNAMEs: an NS name should not be an
+        # alias (RFC 2181 section 10.3), but the address at the end works.
         return [str(rr.rdata) for rr in result.answer if rr.rtype == QTYPE.A]
 
-    def _accept(
-        self, reply: Reply, question: _Question, source: str
-    ) -> "_Result | Delegation":
-        """Cache what a usable reply carries and turn it into the next step."""
+    def _accept(self, reply: Reply, question: _Question, source: str) -> _Result:
+        """Cache what a final reply carries and turn it into a result."""
         if reply.referral is not None:
-            self._cache_referral(reply.referral, source)
-        if reply.outcome is Outcome.REFERRAL:
-            assert reply.referral is not None
-            return self._delegation_from_referral(reply.referral)
-
-        for rrset in _group_rrsets(reply.answer):
+            self._follow_referral(reply.referral, source)
+        answer = normalised_ttls(reply.answer, self.cache.clamp_ttl)
+        for rrset in group_rrsets(answer):
             self.cache.store_rrset(rrset, Credibility.ANSWER, source)
         if reply.outcome is Outcome.CNAME:
-            return _Result(RCODE.NOERROR, reply.answer, next_name=reply.target)
+            return _Result(RCODE.NOERROR, answer, next_name=reply.target)
         if reply.outcome is Outcome.ANSWER:
-            return _Result(RCODE.NOERROR, reply.answer)
-        return self._accept_negative(reply, question, source)
+            return _Result(RCODE.NOERROR, answer)
+        return self._accept_negative(reply, answer, question, source)
 
     def _accept_negative(
-        self, reply: Reply, question: _Question, source: str
+        self,
+        reply: Reply,
+        answer: tuple[RR, ...],
+        question: _Question,
+        source: str,
     ) -> _Result:
         nxdomain = reply.outcome is Outcome.NXDOMAIN
         kind = NegativeKind.NXDOMAIN if nxdomain else NegativeKind.NODATA
@@ -469,74 +452,28 @@ class Resolver:
             self.cache.store_negative(kind, target, question.qtype, reply.soa, source)
             authority = (reply.soa,)
         rcode = RCODE.NXDOMAIN if nxdomain else RCODE.NOERROR
-        return _Result(rcode, reply.answer, authority)
+        return _Result(rcode, answer, authority)
 
-    def _cache_referral(self, referral: Referral, source: str) -> None:
+    def _follow_referral(self, referral: Referral, source: str) -> Delegation:
+        """Cache a referral's NS RRset and glue; return its delegation."""
         self.cache.store_rrset(referral.ns, Credibility.AUTHORITY, source)
-        for rrset in _group_rrsets(referral.glue):
-            self.cache.store_rrset(rrset, Credibility.GLUE, source)
+        for rrset in group_rrsets(referral.glue):
+            self.cache.store_rrset(
+                rrset, Credibility.GLUE, source, glue_for=referral.zone
+            )
 
-    def _answer_from_cache(self, question: _Question, state: _State) -> _Result | None:
-        # RFC 2181 section 5.4.1: glue and referral data are never answers.
-        hit = self.cache.lookup(question.name, question.qtype, Credibility.ANSWER)
-        if hit is not None:
-            self._record_cache_hit(state, question, hit)
-            return _result_from_hit(hit)
-        if question.qtype == QTYPE.CNAME:
-            return None
-        hit = self.cache.lookup(question.name, QTYPE.CNAME, Credibility.ANSWER)
-        if hit is None or hit.negative is not None:
-            return None
-        self._record_cache_hit(state, question, hit)
-        return _Result(RCODE.NOERROR, hit.records, next_name=hit.records[0].rdata.label)
+        def cached(server: DNSLabel) -> tuple[RR, ...]:
+            return cached_answers.cached_addresses(self.cache, server, referral.zone)
 
-    def _record_cache_hit(
-        self, state: _State, question: _Question, hit: CacheHit
-    ) -> None:
-        if hit.negative is not None:
-            outcome = Outcome(hit.negative.value)
-            detail = hit.negative.value
-        elif hit.entry.rtype == QTYPE.CNAME and question.qtype != QTYPE.CNAME:
-            outcome = Outcome.CNAME
-            detail = f"CNAME to {hit.records[0].rdata.label}"
-        else:
-            outcome = Outcome.ANSWER
-            detail = f"answer with {len(hit.records)} record(s)"
-        event = CacheEvent(
-            question.depth,
-            str(question.name),
-            QTYPE[question.qtype],
-            outcome,
-            detail,
-            hit.remaining_ttl,
+        return delegation_from_referral(
+            referral.zone, referral.ns, referral.glue, cached
         )
-        self._record(state, event)
 
     def _closest_delegation(self, name: DNSLabel) -> Delegation:
-        cached = self.cached_delegation(name)
+        cached = cached_answers.cached_delegation(self.cache, name)
         if cached is None:
             return self._hints
-        servers = []
-        for ns in cached.ns:
-            server = ns.rdata.label
-            addresses = addresses_of(server, cached.addresses)
-            servers.append(NameServer(server, addresses))
-        return Delegation(cached.zone, tuple(servers), "cache")
-
-    def _delegation_from_referral(self, referral: Referral) -> Delegation:
-        servers = []
-        for ns in referral.ns:
-            server = ns.rdata.label
-            known = referral.glue + self._cached_addresses(server)
-            servers.append(NameServer(server, addresses_of(server, known)))
-        return Delegation(referral.zone, tuple(servers), "referral")
-
-    def _cached_addresses(self, server: DNSLabel) -> tuple[RR, ...]:
-        # NOTE: servers are reached over IPv4 only, so AAAA glue is not used.
-        hit = self.cache.lookup(server, QTYPE.A)
-        if hit is None or hit.negative is not None:
-            return ()
-        return hit.records
+        return delegation_from_cache(cached)
 
     def _fail(self, state: _State, question: _Question, reason: str) -> _Result:
         event = FailureEvent(
@@ -550,15 +487,6 @@ class Resolver:
         log.debug("%s%s", "  " * event.depth, describe_event(event))
 
 
-def _make_query(name: DNSLabel, qtype: int) -> DNSRecord:
-    # A random ID for every query, so that a forged reply has to guess it
-    # (RFC 5452), and RD=0 because this resolver follows referrals itself.
-    header = DNSHeader(id=secrets.randbits(16), rd=0)
-    query = DNSRecord(header, q=DNSQuestion(name, qtype, CLASS.IN))
-    query.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
-    return query
-
-
 def _resolution(question: _Question, result: _Result, state: _State) -> Resolution:
     return Resolution(
         question.name,
@@ -567,26 +495,6 @@ def _resolution(question: _Question, result: _Result, state: _State) -> Resoluti
         result.answer,
         result.authority,
         tuple(state.trace),
-        state.queries,
+        state.budget.queries,
         result.reason,
     )
-
-
-def _result_from_hit(hit: CacheHit) -> _Result:
-    if hit.negative is NegativeKind.NXDOMAIN:
-        return _Result(RCODE.NXDOMAIN, authority=hit.records)
-    if hit.negative is NegativeKind.NODATA:
-        return _Result(RCODE.NOERROR, authority=hit.records)
-    return _Result(RCODE.NOERROR, hit.records)
-
-
-def _ancestors(name: DNSLabel) -> list[DNSLabel]:
-    """Return `name` and every ancestor up to the root, deepest first."""
-    return list(reversed(lineage(name, ROOT))) + [ROOT]
-
-
-def _group_rrsets(records: Sequence[RR]) -> list[list[RR]]:
-    groups: dict[tuple[NameKey, int], list[RR]] = {}
-    for rr in records:
-        groups.setdefault((name_key(rr.rname), rr.rtype), []).append(rr)
-    return list(groups.values())

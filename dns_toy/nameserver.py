@@ -10,13 +10,16 @@ import asyncio
 import logging
 import os
 import signal
-import struct
 import sys
 
-from dnslib import CLASS, RCODE, DNSError, DNSRecord
+from dnslib import CLASS, RCODE, DNSRecord
 
 from .authority import Catalog, RRsetOrder, answer_query
+from .control import ControlError, control_channel
+from .control_handlers import authority_commands
 from .faults import Decision, Faults
+from .querycheck import MalformedMessage, decode_query
+from .recursion import Recursor
 from .server import Client, Handler, serve
 from .wire import encode_response, formerr_for
 from .zone import Zone
@@ -117,14 +120,16 @@ class ServedZones:
         self.catalog = Catalog(list(self.zones.values()), self.name, self.order)
 
 
-def authority_handler(served: ServedZones) -> Handler:
+def authority_handler(served: ServedZones, recursor: Recursor | None = None) -> Handler:
     """Return a handler that answers from the current catalog of `served`,
-    after applying the faults the server is told to inject."""
+    after applying the faults the server is told to inject. With a
+    `recursor`, RD=1 queries that the zones leave open are resolved."""
 
     async def handle(data: bytes, client: Client) -> bytes | None:
         try:
-            query = DNSRecord.parse(data)
-        except (DNSError, ValueError, IndexError, UnicodeError, struct.error):
+            query = decode_query(data)
+        except MalformedMessage as exc:
+            log.debug("FORMERR to %s:%d: %s", client.address, client.port, exc)
             return formerr_for(data)
         if query.header.qr:
             return None  # a reply sent to us: answering it could start a loop
@@ -138,6 +143,8 @@ def authority_handler(served: ServedZones) -> Handler:
         if decision.delay > 0:
             await asyncio.sleep(decision.delay)
         response = _faulty_reply(query, decision, client)
+        if response is None and recursor is not None:
+            response = await recursor.respond(query, served.catalog)
         if response is None:
             response = answer_query(query, served.catalog)
         return encode_response(response, query, client.transport)
@@ -186,12 +193,24 @@ async def watch_zone_files(served: ServedZones) -> None:
             served.reload(changed)
 
 
-async def _run(served: ServedZones, address: str, port: int, watch: bool) -> None:
+async def _run(
+    served: ServedZones,
+    address: str,
+    port: int,
+    watch: bool,
+    control: str | None,
+    recursor: Recursor | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, served.reload)
     watcher = asyncio.create_task(watch_zone_files(served)) if watch else None
     try:
-        await serve(authority_handler(served), address, port, served.name)
+        commands = authority_commands(served)
+        if recursor is not None:
+            commands = {**commands, **recursor.control_commands()}
+        async with control_channel(control, commands):
+            handler = authority_handler(served, recursor)
+            await serve(handler, address, port, served.name)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -205,8 +224,14 @@ def run_authority(
     order: RRsetOrder = RRsetOrder.CYCLIC,
     watch: bool = False,
     faults: Faults | None = None,
+    control: str | None = None,
+    recursor: Recursor | None = None,
 ) -> int:
-    """Load zones and serve them; print `path:line: message` on a bad zone."""
+    """Load zones and serve them; print `path:line: message` on a bad zone.
+
+    With `control`, the control channel listens on that Unix socket. With
+    a `recursor`, the server also recurses for RD=1 queries (RA=1).
+    """
     served = ServedZones(zone_paths, name or address, order, faults)
     if served.faults.active:
         log.info("injecting faults: %s", served.faults.describe())
@@ -215,8 +240,13 @@ def run_authority(
         for line in errors:
             print(line, file=sys.stderr)
         return 1
+    if recursor is not None:
+        log.info("recursion on: %d root hints", len(recursor.root_hints))
     try:
-        asyncio.run(_run(served, address, port, watch))
+        asyncio.run(_run(served, address, port, watch, control, recursor))
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"error: cannot listen on {address}:{port}: {exc.strerror}", file=sys.stderr

@@ -53,6 +53,8 @@ from .zonefields import (
 )
 from .zonelexer import _show, _Token, _TokenError, _unescape
 
+MAX_RDATA_LENGTH = 65535
+
 
 class HINFO(RD):
     """HINFO rdata (RFC 1035 section 3.3.2): the host's CPU and OS.
@@ -216,7 +218,18 @@ def _parse_rdata(
         )
     rdata = parser(fields)
     fields.finish()
+    _check_rdata_length(rdata, type_token)
     return rdata
+
+
+def _check_rdata_length(rdata: RD, type_token: _Token) -> None:
+    # RDLENGTH is a 16-bit field (RFC 1035 section 3.2.1), so longer rdata
+    # could never be sent.
+    length = len(_pack_uncompressed(rdata))
+    if length > MAX_RDATA_LENGTH:
+        raise _TokenError(
+            type_token, f"rdata of {length} octets, over the maximum of 65535"
+        )
 
 
 def _parse_generic_rdata(fields: _Rdata, rtype: int) -> RD:

@@ -1,8 +1,9 @@
 """Classification of replies from name servers.
 
 These are pure functions of a reply and the zone asked: `classify_reply`
-scrubs a reply to the bailiwick of that zone and names what it is. The
-resolver in `iterator` decides what to do next from the result.
+scrubs a reply to the bailiwick of that zone (see `bailiwick`) and names
+what it is. The resolver in `iterator` decides what to do next from the
+result.
 """
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from enum import Enum
 
 from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
 
+from .bailiwick import Scrubbed, scrub
 from .names import NameKey, is_subdomain, name_key, parent
 
 ADDRESS_TYPES = (QTYPE.A, QTYPE.AAAA)
@@ -82,12 +84,12 @@ def classify_reply(
     if header.rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
         return _lame(f"rcode {RCODE.get(header.rcode, header.rcode)}")
 
-    in_zone = [rr for rr in reply.rr if is_subdomain(rr.rname, zone)]
-    if reply.rr and not in_zone:
+    scrubbed = scrub(reply, zone)
+    if scrubbed.dropped_answers and not scrubbed.answer:
         return _lame(f"answer outside zone {zone}")
-    chain, target, final = _follow_chain(in_zone, qname, qtype)
+    chain, target, final = _follow_chain(list(scrubbed.answer), qname, qtype)
     answer = tuple(chain + final)
-    soa = _find_soa(reply.auth, target, zone)
+    soa = _find_soa(scrubbed.authority, target, zone)
     if final:
         if not header.aa:
             return _lame("answer without AA")
@@ -97,8 +99,10 @@ def classify_reply(
             return _lame("NXDOMAIN without AA or SOA")
         return Reply(Outcome.NXDOMAIN, answer, target, soa)
     if chain:
-        return _classify_chain_end(header.aa, answer, target, soa, reply, zone, qtype)
-    return _classify_no_answer(header.aa, qname, qtype, soa, reply, zone)
+        return _classify_chain_end(
+            header.aa, answer, target, soa, scrubbed, zone, qtype
+        )
+    return _classify_no_answer(header.aa, qname, qtype, soa, reply, scrubbed, zone)
 
 
 def _classify_chain_end(
@@ -106,7 +110,7 @@ def _classify_chain_end(
     answer: tuple[RR, ...],
     target: DNSLabel,
     soa: RR | None,
-    reply: DNSRecord,
+    scrubbed: Scrubbed,
     zone: DNSLabel,
     qtype: int,
 ) -> Reply:
@@ -115,7 +119,7 @@ def _classify_chain_end(
     # An SOA means the target lies in the server's zone and has no such data.
     if soa is not None:
         return Reply(Outcome.NODATA, answer, target, soa)
-    referral = _find_referral(reply, target, qtype, zone)
+    referral = _find_referral(scrubbed, target, qtype, zone)
     return Reply(Outcome.CNAME, answer, target, referral=referral)
 
 
@@ -125,16 +129,19 @@ def _classify_no_answer(
     qtype: int,
     soa: RR | None,
     reply: DNSRecord,
+    scrubbed: Scrubbed,
     zone: DNSLabel,
 ) -> Reply:
     if aa and soa is not None:
         return Reply(Outcome.NODATA, (), qname, soa)
-    referral = _find_referral(reply, qname, qtype, zone)
+    referral = _find_referral(scrubbed, qname, qtype, zone)
     if referral is not None:
         return Reply(Outcome.REFERRAL, (), qname, referral=referral)
     if aa:
         # RFC 2308 section 2.2 NODATA without SOA: valid, but not cacheable.
         return Reply(Outcome.NODATA, (), qname)
+    # An upward or sideways referral, scrubbed or not, makes the server
+    # lame for the zone asked: it should have answered or delegated down.
     cuts = {str(rr.rname) for rr in reply.auth if rr.rtype == QTYPE.NS}
     if cuts:
         return _lame(f"referral to {', '.join(sorted(cuts))} does not lead down")
@@ -170,7 +177,7 @@ def _follow_chain(
     return chain, name, []
 
 
-def _find_soa(authority: list[RR], name: DNSLabel, zone: DNSLabel) -> RR | None:
+def _find_soa(authority: tuple[RR, ...], name: DNSLabel, zone: DNSLabel) -> RR | None:
     # The SOA of a negative answer is the apex of a zone that contains the
     # name, and the server must be authoritative for it.
     for rr in authority:
@@ -184,17 +191,18 @@ def _find_soa(authority: list[RR], name: DNSLabel, zone: DNSLabel) -> RR | None:
 
 
 def _find_referral(
-    reply: DNSRecord, name: DNSLabel, qtype: int, zone: DNSLabel
+    scrubbed: Scrubbed, name: DNSLabel, qtype: int, zone: DNSLabel
 ) -> Referral | None:
     """Return the deepest delegation below `zone` that contains `name`.
 
-    For a DS question a cut at `name` itself does not count, because the DS
-    RRset lives on the parent side of the cut.
+    A referral is followed only when it leads closer to `name` than the
+    current cut. For a DS question a cut at `name` itself does not count,
+    because the DS RRset lives on the parent side of the cut.
     """
     lowest = parent_side(name, qtype)
     cuts = [
         rr
-        for rr in reply.auth
+        for rr in scrubbed.authority
         if rr.rtype == QTYPE.NS
         and is_subdomain(lowest, rr.rname)
         and is_subdomain(rr.rname, zone)
@@ -207,15 +215,13 @@ def _find_referral(
     servers = {name_key(rr.rdata.label) for rr in ns}
     # Glue is used only for the delegation's own NS names and only when it
     # lies inside the zone of the server that sent it (RFC 2181 section
-    # 5.4.1): in-domain glue and sibling glue such as the root's for
-    # a.gtld-servers.net, never addresses for names the server is not
-    # authoritative for.
+    # 5.4.1). That admits in-domain glue and sibling glue such as the
+    # root's for a.gtld-servers.net. Scrubbing already dropped addresses
+    # for names the server is not authoritative for.
     glue = tuple(
         rr
-        for rr in reply.ar
-        if rr.rtype in ADDRESS_TYPES
-        and name_key(rr.rname) in servers
-        and is_subdomain(rr.rname, zone)
+        for rr in scrubbed.additional
+        if rr.rtype in ADDRESS_TYPES and name_key(rr.rname) in servers
     )
     return Referral(child, ns, glue)
 

@@ -14,6 +14,7 @@ import asyncio
 import ipaddress
 import sys
 import time
+from collections.abc import Sequence
 
 from dnslib import (
     CLASS,
@@ -25,11 +26,15 @@ from dnslib import (
     DNSQuestion,
     DNSRecord,
 )
+from dnslib.label import DNSLabelError
 
 from .errors import TopologyError, TransportError
-from .iterator import Resolution, Resolver
+from .forwarder import AnyResolver, Mode, UpstreamResolver, build_resolver
+from .hops import trace_lines
+from .iterator import Resolution
+from .mermaid import Run, sequence_diagram
+from .resolver_options import ResolverOptions
 from .topology import read_root_hints
-from .trace import describe_event
 from .transport import NetworkTransport
 
 SERVER_TIMEOUT = 5.0  # seconds: the resolver may need a few round trips
@@ -47,18 +52,62 @@ def run_resolve(
     root_hints_path: str,
     server_port: int,
     trace: bool,
+    *,
+    mode: str = "iterative",
+    forwarders: Sequence[str] = (),
+    trace_format: str = "text",
+    repeat: int = 1,
+    options: ResolverOptions | None = None,
 ) -> int:
-    """Resolve `name` `qtype` and print the result; return the exit status."""
+    """Resolve `name` `qtype` and print the result; return the exit status.
+
+    In-process resolution runs in `mode` (iterative, recursive or forward,
+    the last to `forwarders`) under the policies of `options`, `repeat`
+    times with one cache. With
+    `trace_format` "mermaid" the trace is printed as a Mermaid diagram in
+    place of the text trace and the reply.
+    """
     try:
         question = parse_question(name, qtype)
         if server is not None:
             address, port = parse_server(server, server_port)
             return _ask_resolver(question, address, port, trace)
-        hints = _read_hints(root_hints_path)
+        resolution_mode, upstreams = parse_mode(mode, forwarders, server_port)
+        hints: list[tuple[str, str]] = []
+        if resolution_mode is not Mode.FORWARD:
+            hints = _read_hints(root_hints_path)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return _resolve_here(question, hints, server_port, trace)
+    resolver = build_resolver(
+        resolution_mode,
+        NetworkTransport(),
+        time.monotonic,
+        root_hints=hints,
+        forwarders=upstreams,
+        server_port=server_port,
+        options=options,
+    )
+    return _resolve_here(question, resolver, trace, trace_format, repeat)
+
+
+def parse_mode(
+    mode: str, forwarders: Sequence[str], default_port: int
+) -> tuple[Mode, list[tuple[str, int]]]:
+    """Check a mode name and its forwarders (ADDR[:PORT] each), which forward
+    mode needs and the other modes reject."""
+    try:
+        resolution_mode = Mode(mode)
+    except ValueError:
+        raise UsageError(
+            f"invalid mode {mode!r}; use iterative, recursive or forward"
+        ) from None
+    upstreams = [parse_server(text, default_port) for text in forwarders]
+    if resolution_mode is Mode.FORWARD and not upstreams:
+        raise UsageError("--mode forward needs at least one --forwarder ADDR[:PORT]")
+    if resolution_mode is not Mode.FORWARD and upstreams:
+        raise UsageError(f"--forwarder needs --mode forward, not --mode {mode}")
+    return resolution_mode, upstreams
 
 
 def parse_question(name: str, qtype: str) -> DNSQuestion:
@@ -73,6 +122,12 @@ def parse_question(name: str, qtype: str) -> DNSQuestion:
         label = DNSLabel(name)
         # Packing checks the label and name lengths of RFC 1035 section 2.3.4.
         DNSRecord(q=DNSQuestion(label, number)).pack()
+    except DNSLabelError:
+        # dnslib reports a name over 255 octets as a "label too long".
+        raise UsageError(
+            f"invalid domain name {name!r}: a label is over 63 octets or "
+            "the name over 255"
+        ) from None
     except (DNSError, UnicodeError) as exc:
         raise UsageError(f"invalid domain name {name!r}: {exc}") from None
     return DNSQuestion(label, number, CLASS.IN)
@@ -134,22 +189,56 @@ def _ask_resolver(question: DNSQuestion, address: str, port: int, trace: bool) -
 
 
 def _resolve_here(
-    question: DNSQuestion, hints: list[tuple[str, str]], server_port: int, trace: bool
+    question: DNSQuestion,
+    resolver: AnyResolver,
+    trace: bool,
+    trace_format: str = "text",
+    repeat: int = 1,
 ) -> int:
-    resolver = Resolver(NetworkTransport(), time.monotonic, hints, server_port)
-    started = time.monotonic()
-    resolution = asyncio.run(resolver.resolve(question.qname, question.qtype))
-    elapsed_ms = (time.monotonic() - started) * 1000
-    if trace:
-        for event in resolution.trace:
-            print("  " * event.depth + describe_event(event))
-        print()
-    print(_as_reply(question, resolution))
-    print(f";; Query time: {elapsed_ms:.0f} msec, {resolution.queries} queries sent")
-    print(";; SERVER: in-process resolution from the root hints")
-    if resolution.reason:
-        print(f";; SERVFAIL reason: {resolution.reason}")
-    return _exit_status(resolution.rcode)
+    runs = asyncio.run(_resolve_runs(resolver, question, repeat))
+    if trace_format == "mermaid":
+        print(sequence_diagram(runs, resolver.name), end="")
+        return _exit_status(runs[-1].resolution.rcode)
+    for number, run in enumerate(runs, start=1):
+        resolution = run.resolution
+        if len(runs) > 1:
+            print(f";; run {number} of {len(runs)}")
+        if trace:
+            for line in trace_lines(resolution, resolver.name, run.elapsed_ms):
+                print(line)
+            print()
+        print(_as_reply(question, resolution))
+        print(
+            f";; Query time: {run.elapsed_ms:.0f} msec, "
+            f"{resolution.queries} queries sent"
+        )
+        print(f";; SERVER: {_describe_in_process(resolver)}")
+        if resolution.reason:
+            print(f";; SERVFAIL reason: {resolution.reason}")
+        if number < len(runs):
+            print()
+    return _exit_status(runs[-1].resolution.rcode)
+
+
+async def _resolve_runs(
+    resolver: AnyResolver, question: DNSQuestion, repeat: int
+) -> list[Run]:
+    runs = []
+    for _ in range(repeat):
+        started = time.monotonic()
+        resolution = await resolver.resolve(question.qname, question.qtype)
+        runs.append(Run(resolution, (time.monotonic() - started) * 1000))
+    return runs
+
+
+def _describe_in_process(resolver: AnyResolver) -> str:
+    if not isinstance(resolver, UpstreamResolver):
+        return "in-process resolution from the root hints"
+    upstreams = ", ".join(
+        upstream.name or f"{upstream.address}#{upstream.port}"
+        for upstream in resolver.upstreams
+    )
+    return f"in-process resolution in {resolver.mode.value} mode, RD=1 to {upstreams}"
 
 
 def _as_reply(question: DNSQuestion, resolution: Resolution) -> DNSRecord:

@@ -11,9 +11,9 @@ look into the cache.
 
 import asyncio
 import logging
-import struct
 import sys
 import time
+from collections.abc import Sequence
 
 from dnslib import (
     CLASS,
@@ -21,15 +21,21 @@ from dnslib import (
     QTYPE,
     RCODE,
     RR,
-    DNSError,
     DNSHeader,
     DNSLabel,
     DNSRecord,
 )
 
+from .control import run_service_with_control
+from .control_handlers import resolver_commands
 from .errors import TopologyError
+from .forwarder import Mode, UpstreamResolver, add_resolution_trail, build_resolver
 from .iterator import Resolution, Resolver
 from .names import NameKey, name_key
+from .querycheck import MalformedMessage, decode_query
+from .resolve_command import UsageError, parse_mode
+from .resolver_options import ResolverOptions
+from .resolverstats import ResolverStats
 from .server import Client, run_service
 from .topology import read_root_hints
 from .transport import NetworkTransport
@@ -50,15 +56,21 @@ ZONE_TRANSFER_TYPES = (QTYPE.AXFR, QTYPE.IXFR)
 class ResolverService:
     """Turns client queries into replies, using one shared Resolver."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(
+        self, resolver: Resolver | UpstreamResolver, name: str = "resolver"
+    ) -> None:
         self.resolver = resolver
+        # The name this resolver gives itself in the hop trails it returns.
+        self.name = name
+        self.stats = ResolverStats()
         self._in_flight: dict[tuple[NameKey, int], asyncio.Task[Resolution]] = {}
 
     async def handle(self, wire: bytes, client: Client) -> bytes | None:
         """Reply to the query in `wire`; return None to send nothing."""
         try:
-            query = DNSRecord.parse(wire)
-        except (DNSError, ValueError, IndexError, UnicodeError, struct.error):
+            query = decode_query(wire)
+        except MalformedMessage as exc:
+            log.debug("FORMERR to %s:%d: %s", client.address, client.port, exc)
             return formerr_for(wire)
         if query.header.qr:
             return None  # a reply sent to us: answering could start a loop
@@ -67,6 +79,7 @@ class ResolverService:
 
     async def respond(self, query: DNSRecord) -> DNSRecord:
         """Build the reply to a decoded query."""
+        self.stats.count_query()
         reply = _reply_header(query)
         options = find_opt_records(query)
         rejected = reject_invalid_opt(reply, options, EDNS_UDP_SIZE)
@@ -83,8 +96,10 @@ class ResolverService:
 
         if query.header.rd:
             resolution = await self._resolve(question.qname, question.qtype)
+            self.stats.count_resolution(resolution)
             _add_resolution(reply, resolution)
-            return _finish(reply, resolution.rcode, options)
+            reply = _finish(reply, resolution.rcode, options)
+            return add_resolution_trail(reply, query, resolution, self.name)
         return _finish(reply, self._answer_without_recursion(reply), options)
 
     async def _resolve(self, qname: DNSLabel, qtype: int) -> Resolution:
@@ -106,6 +121,7 @@ class ResolverService:
         if task.cancelled() or task.exception() is not None:
             return
         resolution = task.result()
+        self.stats.count_upstream(resolution.trace)
         if resolution.rcode == RCODE.SERVFAIL:
             log.info(
                 "SERVFAIL for %s %s after %d queries: %s",
@@ -119,6 +135,7 @@ class ResolverService:
         """Fill `reply` from the cache alone and return its rcode."""
         question = reply.questions[0]
         cached = self.resolver.answer_from_cache(question.qname, question.qtype)
+        self.stats.count_lookup(cached is not None)
         if cached is not None:
             _add_resolution(reply, cached)
             return int(cached.rcode)
@@ -159,31 +176,78 @@ def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
 
 
 def run_resolver(
-    address: str, port: int, root_hints_path: str, server_port: int
+    address: str,
+    port: int,
+    root_hints_path: str,
+    server_port: int,
+    control_path: str | None = None,
+    *,
+    mode: str = "iterative",
+    forwarders: Sequence[str] = (),
+    options: ResolverOptions | None = None,
 ) -> int:
     """Serve the caching resolver on `address`:`port` until SIGINT or SIGTERM.
 
-    Every name server is queried on `server_port`. Returns the exit status:
-    1 when the root hints cannot be used or the port cannot be bound.
+    Every name server is queried on `server_port`. In `mode` "forward" each
+    cache miss goes to `forwarders` (ADDR[:PORT], the port defaulting to
+    `server_port`), in "recursive" to the root servers with RD=1. With
+    `control_path`, the control channel listens on that Unix socket.
+    Returns the exit status: 1 when the root hints cannot be used or a
+    socket cannot be bound, 2 for an invalid mode or forwarder.
     """
+    try:
+        resolution_mode, upstreams = parse_mode(mode, forwarders, server_port)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    hints: list[tuple[str, str]] | None = []
+    if resolution_mode is not Mode.FORWARD:
+        hints = _load_root_hints(root_hints_path)
+    if hints is None:
+        return 1
+    name = f"resolver {address}#{port}"
+    resolver = build_resolver(
+        resolution_mode,
+        NetworkTransport(),
+        time.monotonic,
+        root_hints=hints,
+        forwarders=upstreams,
+        server_port=server_port,
+        name=name,
+        options=options,
+    )
+    log.info("resolving in %s mode", resolution_mode.value)
+    policies = options if options is not None else ResolverOptions()
+    log.info("resolver policies: %s", policies.describe())
+    service = ResolverService(resolver, name)
+    if control_path is None:
+        return run_service(service.handle, address, port, "resolver")
+    commands = resolver_commands(
+        resolver, service.stats, NetworkTransport(), server_port
+    )
+    return run_service_with_control(
+        service.handle, address, port, "resolver", control_path, commands
+    )
+
+
+def _load_root_hints(root_hints_path: str) -> list[tuple[str, str]] | None:
+    """Read the root hints; print the error and return None when unusable."""
     try:
         hints = read_root_hints(root_hints_path)
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return None
     except OSError as exc:
         print(
             f"error: cannot read root hints {root_hints_path}: {exc.strerror}",
             file=sys.stderr,
         )
-        return 1
+        return None
     if not hints:
         print(
             f"error: {root_hints_path}: no A records for root name servers",
             file=sys.stderr,
         )
-        return 1
+        return None
     log.info("loaded %d root hints from %s", len(hints), root_hints_path)
-    resolver = Resolver(NetworkTransport(), time.monotonic, hints, server_port)
-    service = ResolverService(resolver)
-    return run_service(service.handle, address, port, "resolver")
+    return hints

@@ -27,6 +27,7 @@ class ProcessEntry:
     pid: int
     role: str  # "server" or "resolver"
     zones: list[str] = field(default_factory=list)
+    control: str = ""  # path of its control socket; empty when it has none
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RunState:
 
     up_pid: int
     processes: list[ProcessEntry]
+    topology: str = ""  # path of the topology file the hierarchy runs
 
 
 def default_run_dir() -> Path:
@@ -59,7 +61,8 @@ def read_state(directory: Path) -> RunState:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         processes = [ProcessEntry(**entry) for entry in data["processes"]]
-        state = RunState(int(data["up_pid"]), processes)
+        topology = str(data.get("topology", ""))
+        state = RunState(int(data["up_pid"]), processes, topology)
     except FileNotFoundError:
         raise DnsToyError(
             f"no running hierarchy: {path} not found; start one with "

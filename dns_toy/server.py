@@ -21,7 +21,9 @@ from .wire import describe_message, formerr_for
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("dns_toy.query")
 
-TCP_IDLE_TIMEOUT = 10.0
+TCP_IDLE_TIMEOUT = 10.0  # seconds a connection may stay silent
+TCP_DRAIN_TIMEOUT = 15.0  # seconds to finish answers after the client stops
+TCP_MAX_IN_FLIGHT = 32  # queries answered at once on one connection
 
 
 @dataclass(frozen=True)
@@ -101,21 +103,44 @@ def _log_query(
 async def _serve_tcp_client(
     handler: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
+    """Read queries from one TCP connection and answer each as its own task.
+
+    RFC 7766 section 6.2.1.1: queries pipelined on one connection are
+    processed concurrently, so a slow one does not hold up the others, and
+    replies may go out in any order.
+    """
     peer = writer.get_extra_info("peername")
     client = Client(peer[0], peer[1], "tcp")
+    write_lock = asyncio.Lock()
+    slots = asyncio.Semaphore(TCP_MAX_IN_FLIGHT)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def answer(data: bytes) -> None:
+        try:
+            reply = await _handle_logged(handler, data, client)
+            if reply is not None:
+                async with write_lock:  # keep each framed message whole
+                    writer.write(struct.pack("!H", len(reply)) + reply)
+                    await writer.drain()
+        except ConnectionError:
+            pass  # the client went away before its reply
+        finally:
+            slots.release()
+
     try:
         while True:
             prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
             (length,) = struct.unpack("!H", prefix)
             data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
-            reply = await _handle_logged(handler, data, client)
-            if reply is None:
-                break
-            writer.write(struct.pack("!H", len(reply)) + reply)
-            await writer.drain()
+            await slots.acquire()
+            task = asyncio.get_running_loop().create_task(answer(data))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         pass  # the client closed the connection or went idle
     finally:
+        if pending:
+            await asyncio.wait(pending, timeout=TCP_DRAIN_TIMEOUT)
         writer.close()
 
 

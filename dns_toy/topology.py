@@ -98,6 +98,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise TopologyError(f"{path}: failed to read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TopologyError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{path}: invalid TOML: the file is not UTF-8") from None
 
 
 def _check_keys(
@@ -313,6 +315,10 @@ def read_root_hints(path: str | Path) -> list[tuple[str, str]]:
         text = hints_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TopologyError(f"{hints_path}: root hints file not found") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{hints_path}: root hints file is not UTF-8 text") from None
+    except OSError as exc:
+        raise TopologyError(f"{hints_path}: failed to read: {exc.strerror}") from None
     hints: list[tuple[str, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split(";", 1)[0].split()

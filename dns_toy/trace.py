@@ -7,6 +7,7 @@ that `dns-toy resolve --trace` prints and the resolver logs at DEBUG.
 
 from dataclasses import dataclass
 
+from .policy_trace import POLICY_EVENT_TYPES, PolicyTraceEvent
 from .replies import Outcome
 
 
@@ -67,11 +68,48 @@ class FailureEvent:
     reason: str
 
 
-TraceEvent = QueryEvent | CacheEvent | StartEvent | NestedLookupEvent | FailureEvent
+@dataclass(frozen=True)
+class HopEvent:
+    """One query from one party to a name server, with the reply's header.
+
+    In recursive mode the hops of the recursing servers come back in the
+    hop trail of each reply (see dns_toy.trail) and sit one level deeper.
+    """
+
+    depth: int
+    asker: str
+    server: str
+    address: str
+    qname: str
+    qtype: str
+    rd: bool  # the RD bit of the query
+    rcode: str  # the reply's rcode, or "timeout" or "error" when none came
+    aa: bool
+    ra: bool
+    rtt_ms: float
+    sent: int  # bytes of the query
+    received: int  # bytes of the reply, hop trail included; 0 without one
+    trail_bytes: int = 0  # bytes of the hop trail option in the reply
+    cached_by: str = ""  # the server whose cache the answer came from, or ""
+    detail: str = ""  # what the reply was, such as "referral to com."
+    zone: str = ""  # the zone asked about, in iterative mode
+
+
+TraceEvent = (
+    QueryEvent
+    | CacheEvent
+    | StartEvent
+    | NestedLookupEvent
+    | FailureEvent
+    | HopEvent
+    | PolicyTraceEvent
+)
 
 
 def describe_event(event: TraceEvent) -> str:
     """Describe one trace event in one line, without indentation."""
+    if isinstance(event, POLICY_EVENT_TYPES):
+        return event.describe()
     if isinstance(event, QueryEvent):
         return (
             f"{event.qname} {event.qtype} to {event.server} ({event.address}), "
@@ -88,4 +126,25 @@ def describe_event(event: TraceEvent) -> str:
         )
     if isinstance(event, NestedLookupEvent):
         return f"look up {event.server}, a name server of {event.zone} without glue"
+    if isinstance(event, HopEvent):
+        return describe_hop(event)
     return f"{event.qname} {event.qtype} failed: {event.reason}"
+
+
+def describe_hop(hop: HopEvent) -> str:
+    """Describe who asked whom, the flags, rcode, time and size of one hop.
+
+    The line starts as a QueryEvent's does, with the asker added, so that
+    an iterative trace reads as it did before hops were measured.
+    """
+    asked = f"{hop.qname} {hop.qtype} from {hop.asker} to {hop.server} ({hop.address})"
+    if hop.zone:
+        asked += f", zone {hop.zone}"
+    detail = hop.detail or hop.rcode
+    if hop.cached_by:
+        detail += f" from the cache of {hop.cached_by}"
+    text = f"{asked}: {detail}, {hop.rtt_ms:.1f} ms, RD={int(hop.rd)} -> "
+    if not hop.received:
+        return text + f"no reply, {hop.sent} bytes sent"
+    flags = f"{hop.rcode} AA={int(hop.aa)} RA={int(hop.ra)}"
+    return text + f"{flags}, {hop.sent} bytes sent, {hop.received} received"

@@ -161,7 +161,7 @@ def describe_message(data: bytes) -> tuple[str, str, str, str]:
         length = data[offset]
         if length == 0 or length > 63:
             break
-        labels.append(data[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
+        labels.append(_presentation(data[offset + 1 : offset + 1 + length]))
         offset += 1 + length
     offset += 1
     qtype = "-"
@@ -169,3 +169,15 @@ def describe_message(data: bytes) -> tuple[str, str, str, str]:
         number = struct.unpack_from("!H", data, offset)[0]
         qtype = str(QTYPE.get(number, f"TYPE{number}"))
     return (".".join(labels) + ".", qtype, str(rcode), flag_text)
+
+
+def _presentation(label: bytes) -> str:
+    """Return a label in zone-file text: \\DDD for each octet that is not
+    printable ASCII and for dots and backslashes, so a query name cannot
+    forge query-log lines."""
+    return "".join(
+        chr(octet)
+        if 0x21 <= octet <= 0x7E and octet not in (0x2E, 0x5C)
+        else f"\\{octet:03d}"
+        for octet in label
+    )

@@ -74,8 +74,11 @@ class Zone:
     record_count: int
     path: str = "<zone>"
     warnings: list[Finding] = field(default_factory=list)
-    # The file and line of each RRset's first record, for zone checks.
-    lines: dict[tuple[NameKey, int], tuple[str, int]] = field(default_factory=dict)
+    # The file and line of each record of each RRset, in rdata order, for
+    # zone checks.
+    lines: dict[tuple[NameKey, int], list[tuple[str, int]]] = field(
+        default_factory=dict
+    )
 
     @property
     def soa(self) -> RRset:
@@ -127,7 +130,10 @@ def build_zone(origin: DNSLabel, records: list[ZoneRecord], path: str) -> Zone:
     for warning in warnings:
         log.warning("%s", warning)
     count = sum(len(group) for group in grouped.values())
-    lines = {key: (group[0].path, group[0].line) for key, group in grouped.items()}
+    lines = {
+        key: [(record.path, record.line) for record in group]
+        for key, group in grouped.items()
+    }
     names = _existing_names(origin, nodes)
     return Zone(origin, nodes, names, count, path, warnings, lines)
 

@@ -45,12 +45,18 @@ def load_checked_zone(path: str, origin: str | None = None) -> Zone:
     return zone
 
 
-def _where(zone: Zone, name: DNSLabel, rtype: int) -> tuple[str, int]:
-    return zone.lines.get((name_key(name), rtype), (zone.path, 1))
+def _where(zone: Zone, name: DNSLabel, rtype: int, index: int) -> tuple[str, int]:
+    lines = zone.lines.get((name_key(name), rtype))
+    if not lines:
+        return (zone.path, 1)
+    return lines[min(index, len(lines) - 1)]
 
 
-def _error(zone: Zone, name: DNSLabel, rtype: int, message: str) -> Finding:
-    path, line = _where(zone, name, rtype)
+def _error(
+    zone: Zone, name: DNSLabel, rtype: int, message: str, index: int = 0
+) -> Finding:
+    """Return an error at the line of record `index` of an RRset."""
+    path, line = _where(zone, name, rtype, index)
     return Finding("error", path, line, message)
 
 
@@ -92,6 +98,17 @@ def _check_cnames(zone: Zone) -> list[Finding]:
                     f"CNAME and other data at {cname.name}",
                 )
             )
+        if len(cname.rdatas) > 1:
+            # RFC 2181 section 10.1: a name has at most one CNAME record.
+            findings.append(
+                _error(
+                    zone,
+                    cname.name,
+                    QTYPE.CNAME,
+                    f"more than one CNAME at {cname.name}",
+                    1,
+                )
+            )
     return findings
 
 
@@ -114,7 +131,7 @@ def _check_ns_addresses(zone: Zone) -> list[Finding]:
         ns = node.get(QTYPE.NS)
         if ns is None:
             continue
-        for rdata in ns.rdatas:
+        for index, rdata in enumerate(ns.rdatas):
             target = rdata.label
             if not is_subdomain(target, zone.origin) or _has_address(zone, target):
                 continue
@@ -124,7 +141,7 @@ def _check_ns_addresses(zone: Zone) -> list[Finding]:
                 message = f"delegation {ns.name}: NS name {target} has no glue"
             else:
                 continue
-            findings.append(_error(zone, ns.name, QTYPE.NS, message))
+            findings.append(_error(zone, ns.name, QTYPE.NS, message, index))
     return findings
 
 

@@ -1,7 +1,7 @@
 """Authoritative answering (RFC 1034 section 4.3.2), as tables of zone text."""
 
 import pytest
-from dnslib import CLASS, OPCODE, QTYPE, RCODE, DNSQuestion, DNSRecord, EDNS0
+from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, DNSQuestion, DNSRecord
 
 from dns_toy.authority import Catalog, RRsetOrder, answer_query
 from dns_toy.zonefile import parse_zone_text

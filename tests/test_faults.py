@@ -10,12 +10,12 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from servers import NameServer
 
 from dns_toy.errors import TopologyError
-from dns_toy.faults import FaultSpecError, Faults, parse_faults
+from dns_toy.faults import Faults, FaultSpecError, parse_faults
 from dns_toy.hierarchy import apply_fault_overrides
 from dns_toy.topology import load_topology
-from servers import NameServer
 
 ADDRESS = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dns.message
 import dns.query
-
 from conftest import REPO, Hierarchy
 
 RELOAD_DEADLINE = 1.0  # seconds within which the authority must change

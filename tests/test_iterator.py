@@ -7,6 +7,7 @@ are exact and cost no real time.
 """
 
 import asyncio
+import random
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSLabel, DNSRecord
@@ -29,7 +30,9 @@ import dns_toy.trace
 from dns_toy.authority import answer_query
 from dns_toy.cache import NegativeKind
 from dns_toy.iterator import Limits, Resolution, Resolver
+from dns_toy.policy_trace import CachedFailureEvent, PolicyEvent
 from dns_toy.replies import Outcome, classify_reply
+from dns_toy.resolver_options import ResolverOptions
 from dns_toy.trace import CacheEvent, FailureEvent, NestedLookupEvent, QueryEvent
 
 ROOT_ADDRESS = "198.51.100.1"
@@ -128,7 +131,9 @@ www      IN A   192.0.2.31
 class Hierarchy:
     """The fake hierarchy, its network, clock and a resolver over them."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(
+        self, limits: Limits | None = None, options: ResolverOptions | None = None
+    ) -> None:
         self.clock = FakeClock()
         self.network = FakeNetwork(self.clock)
         self.catalogs = {
@@ -143,7 +148,13 @@ class Hierarchy:
         for address, catalog in self.catalogs.items():
             self.network.add(address, catalog)
         self.resolver = Resolver(
-            self.network, self.clock, ROOT_HINTS, SERVER_PORT, limits=limits
+            self.network,
+            self.clock,
+            ROOT_HINTS,
+            SERVER_PORT,
+            limits=limits,
+            options=options,
+            rng=random.Random(7),
         )
 
     def resolve(self, name: str, qtype: str = "A") -> Resolution:
@@ -200,7 +211,7 @@ def test_queries_use_server_port_and_rd_0(net: Hierarchy) -> None:
 
     net.network.add(ROOT_ADDRESS, recording)
     net.resolve("www.example.com")
-    assert {port for _, port, _, _ in net.network.log} == {SERVER_PORT}
+    assert {sent.port for sent in net.network.log} == {SERVER_PORT}
     assert seen[0].header.rd == 0
 
 
@@ -212,13 +223,14 @@ def test_second_resolution_from_cache(net: Hierarchy) -> None:
     assert net.network.total == before
     assert result.queries == 0
     assert records(result) == [("www.example.com.", "A", 3500, "192.0.2.80")]
-    assert [type(event) for event in result.trace] == [CacheEvent]
+    assert [type(event) for event in result.trace] == [PolicyEvent, CacheEvent]
 
 
 def test_sibling_name_starts_at_cached_zone(net: Hierarchy) -> None:
     net.resolve("www.example.com")
     result = net.resolve("ftp.example.com")
-    assert outcomes(result) == [(EXAMPLE_COM_1, Outcome.ANSWER)]
+    # The nearest policy tries ns2, never measured, before ns1.
+    assert outcomes(result) == [(EXAMPLE_COM_2, Outcome.ANSWER)]
     assert addresses(result) == ["192.0.2.80"]
 
 
@@ -397,12 +409,13 @@ def test_one_timeout_then_same_server(net: Hierarchy) -> None:
 
 
 def test_timeout_costs_configured_time() -> None:
-    net = Hierarchy(Limits(timeout=0.25))
+    net = Hierarchy(options=ResolverOptions(timeout=0.25))
     net.network.add(EXAMPLE_COM_1, silent)
     start = net.clock()
     net.resolve("www.example.com")
-    # Two timeouts of 0.25 s, and round trips of 2 ms to root, com. and ns2.
-    assert net.clock() - start == pytest.approx(0.5 + 3 * 0.002)
+    # Timeouts of 0.25 s and, doubled, 0.5 s, and round trips of 2 ms to
+    # the root, com. and ns2.
+    assert net.clock() - start == pytest.approx(0.25 + 0.5 + 3 * 0.002)
 
 
 def test_all_servers_fail_is_servfail(net: Hierarchy) -> None:
@@ -418,11 +431,24 @@ def test_all_servers_fail_is_servfail(net: Hierarchy) -> None:
     assert len(failures) == 1
 
 
-def test_servfail_not_cached(net: Hierarchy) -> None:
+def test_servfail_cached_for_30_seconds(net: Hierarchy) -> None:
     net.network.add(EXAMPLE_COM_1, silent)
     net.network.add(EXAMPLE_COM_2, silent)
     net.resolve("www.example.com")
     net.network.add(EXAMPLE_COM_1, net.catalogs[EXAMPLE_COM_1])
+    net.network.add(EXAMPLE_COM_2, net.catalogs[EXAMPLE_COM_2])
+    sent = net.network.total
+
+    net.clock.advance(29)
+    cached = net.resolve("www.example.com")
+    assert cached.rcode == RCODE.SERVFAIL
+    assert cached.queries == 0
+    assert net.network.total == sent
+    assert any(isinstance(e, CachedFailureEvent) for e in cached.trace)
+    # Only that name and type failed.
+    assert net.resolve("www.example.com", "MX").queries == 1
+
+    net.clock.advance(1)
     result = net.resolve("www.example.com")
     assert addresses(result) == ["192.0.2.80"]
 
@@ -545,7 +571,7 @@ def test_query_budget_enforced() -> None:
 
 
 def test_deadline_enforced() -> None:
-    net = Hierarchy(Limits(timeout=1.0, max_time=3.0))
+    net = Hierarchy(Limits(max_time=3.0), ResolverOptions(timeout=1.0))
     net.network.add(EXAMPLE_COM_1, silent)
     net.network.add(EXAMPLE_COM_2, silent)
     result = net.resolve("www.example.com")

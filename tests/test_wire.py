@@ -3,7 +3,7 @@ RFC 6891, RFC 9471), and the FORMERR reply to undecodable queries."""
 
 import struct
 
-from dnslib import A, NS, QTYPE, RR, TXT, DNSHeader, DNSRecord, EDNS0
+from dnslib import EDNS0, NS, QTYPE, RR, TXT, A, DNSHeader, DNSRecord
 
 from dns_toy.wire import describe_message, encode_response, formerr_for, max_udp_size
 

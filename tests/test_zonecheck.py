@@ -46,7 +46,7 @@ def test_cname_at_apex_is_error() -> None:
 def test_in_zone_ns_without_address_is_error() -> None:
     text = HEADER + "@ IN NS ns1\n@ IN NS ns9\nns1 IN A 192.0.2.1\n"
     found = [str(f) for f in check_zone(parse_zone_text(text, path="z"))]
-    assert found == ["z:4: NS name ns9.check.test. has no address records"]
+    assert found == ["z:5: NS name ns9.check.test. has no address records"]
 
 
 def test_delegation_without_glue_is_error() -> None:
@@ -66,7 +66,7 @@ def test_duplicate_record_is_warning() -> None:
 def run_check_zone(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dns_toy", "check-zone", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )
 
 
@@ -106,3 +106,8 @@ def test_apex_ns_below_own_cut_accepted() -> None:
     # zone, and the parent's glue carries its address.
     text = HEADER + "@ IN NS ns.child\nchild IN NS ns.other.test.\n"
     assert [str(f) for f in check_zone(parse_zone_text(text, path="z"))] == []
+
+
+def test_two_cnames_at_name_is_error() -> None:
+    body = "www IN CNAME one\nwww IN CNAME two\n"
+    assert findings_for(body) == ["z:7: more than one CNAME at www.check.test."]

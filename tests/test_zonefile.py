@@ -813,3 +813,11 @@ def test_zone_file_matches_dnspython(
     theirs = dnspython_facts(oracle)
     assert ours - theirs == set()
     assert theirs - ours == set()
+
+
+def test_rdata_over_65535_octets_rejected() -> None:
+    strings = " ".join(['"' + "x" * 200 + '"'] * 400)
+    text = "$ORIGIN big.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+    with pytest.raises(ZoneFileError) as error:
+        parse_zone_text(text + f"a TXT {strings}\n", path="z")
+    assert str(error.value) == "z:6: rdata of 80400 octets, over the maximum of 65535"
