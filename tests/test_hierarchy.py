@@ -195,6 +195,14 @@ def test_example_com_servers_agree(hierarchy: Hierarchy, dig: Dig) -> None:
         }, address
 
 
+def test_chaos_id_server_tells_replicas_apart(hierarchy: Hierarchy, dig: Dig) -> None:
+    identities = {}
+    for address in ("127.0.0.8", "127.0.0.9"):
+        output = dig(f"@{address}", "-p", str(hierarchy.port), "CH", "TXT", "id.server", "+short")
+        identities[address] = output.strip()
+    assert identities == {"127.0.0.8": '"ns1.example.com"', "127.0.0.9": '"ns2.example.com"'}
+
+
 # The resolver on 127.0.0.1, end to end through the whole hierarchy
 
 
