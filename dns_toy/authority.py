@@ -14,19 +14,17 @@ from enum import Enum
 
 from dnslib import (
     CLASS,
-    OPCODE,
     QTYPE,
     RCODE,
     RR,
     SOA,
     TXT,
-    DNSHeader,
     DNSLabel,
     DNSRecord,
 )
 
 from .names import NameKey, is_subdomain, lineage, name_key, parent
-from .wire import add_opt_record, find_opt_records, reject_invalid_opt
+from .wire import find_opt_records, finish_reply, reject_unanswerable, start_reply
 from .zone import RRset, Zone
 
 EDNS_UDP_SIZE = 1232
@@ -278,22 +276,18 @@ def _addresses_in_zone(zone: Zone, names: list[DNSLabel]) -> list[RR]:
 
 def answer_query(query: DNSRecord, catalog: Catalog) -> DNSRecord:
     """Build the complete authoritative reply to a decoded query."""
-    reply = _reply_header(query)
+    reply = start_reply(query)
     options = find_opt_records(query)
-    rejected = reject_invalid_opt(reply, options, EDNS_UDP_SIZE)
+    rejected = reject_unanswerable(query, reply, options, EDNS_UDP_SIZE)
     if rejected is not None:
         return rejected
-    if query.header.opcode != OPCODE.QUERY:
-        return _finish(reply, RCODE.NOTIMP, options)
-    if len(query.questions) != 1:
-        return _finish(reply, RCODE.FORMERR, options)
 
     question = query.questions[0]
     if question.qclass != CLASS.IN:
         return _answer_other_class(reply, catalog, options)
     if question.qtype in ZONE_TRANSFER_TYPES:
         # Zone transfers are not served (RFC 5936 section 4.2 allows REFUSED).
-        return _finish(reply, RCODE.REFUSED, options)
+        return finish_reply(reply, RCODE.REFUSED, options, EDNS_UDP_SIZE)
 
     result = lookup(catalog, question.qname, question.qtype)
     reply.header.aa = int(result.authoritative)
@@ -303,26 +297,7 @@ def answer_query(query: DNSRecord, catalog: Catalog) -> DNSRecord:
         reply.add_auth(record)
     for record in result.additional:
         reply.add_ar(record)
-    return _finish(reply, result.rcode, options)
-
-
-def _reply_header(query: DNSRecord) -> DNSRecord:
-    header = DNSHeader(
-        id=query.header.id,
-        qr=1,
-        opcode=query.header.opcode,
-        rd=query.header.rd,
-        cd=query.header.cd,
-    )
-    # The question is echoed exactly, case included, for resolvers that
-    # randomise the case of query names (draft-vixie-dnsext-dns0x20).
-    return DNSRecord(header, questions=list(query.questions))
-
-
-def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
-    reply.header.rcode = rcode
-    add_opt_record(reply, options, EDNS_UDP_SIZE)
-    return reply
+    return finish_reply(reply, result.rcode, options, EDNS_UDP_SIZE)
 
 
 def _answer_other_class(
@@ -340,9 +315,9 @@ def _answer_other_class(
         and catalog.server_name is not None
     )
     if not asks_identity:
-        return _finish(reply, RCODE.REFUSED, options)
+        return finish_reply(reply, RCODE.REFUSED, options, EDNS_UDP_SIZE)
     # RFC 4892: a server's own identity, so a client can tell replicas apart.
     record = RR(question.qname, QTYPE.TXT, CLASS.CH, 0, TXT(catalog.server_name))
     reply.header.aa = 1
     reply.add_answer(record)
-    return _finish(reply, RCODE.NOERROR, options)
+    return finish_reply(reply, RCODE.NOERROR, options, EDNS_UDP_SIZE)

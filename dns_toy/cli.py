@@ -7,23 +7,14 @@ and a server process loads only what it uses.
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import resolver_flags as policy
-from .resolver_flags import (
-    CacheSizeOption,
-    CaseRandomisationOption,
-    MaxTtlOption,
-    MinTtlOption,
-    QnameMinimisationOption,
-    RetriesOption,
-    SelectionChoice,
-    SelectionOption,
-    ServeStaleOption,
-    TimeoutOption,
-)
+
+if TYPE_CHECKING:
+    from .resolver_options import ResolverOptions
 
 app = typer.Typer(
     help="A small DNS hierarchy (root, TLD, authoritative, resolver) on loopback.",
@@ -43,8 +34,19 @@ PortOption = Annotated[
         "--port", "-p", min=0, max=65535, help="UDP and TCP port to listen on."
     ),
 ]
+AddressOption = Annotated[
+    str, typer.Option("--address", "-a", help="IP address to listen on.")
+]
+ServerPortOption = Annotated[
+    int,
+    typer.Option(min=1, max=65535, help="Port on which every name server is queried."),
+]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log each resolution step (DEBUG).")
+]
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Run directory of the hierarchy (default: that of `up`)."),
 ]
 ControlOption = Annotated[
     Path | None,
@@ -104,9 +106,7 @@ class OrderChoice(str, Enum):
 @app.command()
 def serve(
     zone_files: Annotated[list[Path], typer.Argument(help="Zone files to serve.")],
-    address: Annotated[
-        str, typer.Option("--address", "-a", help="IP address to listen on.")
-    ] = "127.0.0.1",
+    address: AddressOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
     name: Annotated[
         str | None,
@@ -264,47 +264,24 @@ def up(
 
 
 @app.command()
+@policy.with_policy_options
 def resolver(
-    address: Annotated[
-        str, typer.Option("--address", "-a", help="IP address to listen on.")
-    ] = "127.0.0.1",
+    address: AddressOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
     root_hints: Annotated[
         Path, typer.Option(help="Root hints in named.root format.")
     ] = DEFAULT_ROOT_HINTS,
-    server_port: Annotated[
-        int, typer.Option(
-            min=1, max=65535, help="Port on which every name server is queried."
-        )
-    ] = DEFAULT_PORT,
+    server_port: ServerPortOption = DEFAULT_PORT,
     control: ControlOption = None,
     mode: ModeOption = ModeChoice.iterative,
     forwarder: ForwarderOption = None,
     verbose: VerboseOption = False,
-    timeout: TimeoutOption = policy.DEFAULT_TIMEOUT_MS,
-    retries: RetriesOption = policy.DEFAULT_RETRIES,
-    selection: SelectionOption = SelectionChoice.nearest,
-    case_randomisation: CaseRandomisationOption = False,
-    qname_minimisation: QnameMinimisationOption = False,
-    serve_stale: ServeStaleOption = False,
-    max_ttl: MaxTtlOption = policy.DEFAULT_MAX_TTL,
-    min_ttl: MinTtlOption = policy.DEFAULT_MIN_TTL,
-    cache_size: CacheSizeOption = policy.DEFAULT_CACHE_SIZE,
+    *,
+    options: "ResolverOptions",
 ) -> None:
     """Run the caching resolver: iterative, recursive or forwarding."""
     from .resolver_service import run_resolver
 
-    options = policy.build_options(
-        timeout,
-        retries,
-        selection,
-        case_randomisation,
-        qname_minimisation,
-        serve_stale,
-        max_ttl,
-        min_ttl,
-        cache_size,
-    )
     _configure_logging(verbose)
     control_path = None if control is None else str(control)
     raise typer.Exit(
@@ -322,6 +299,7 @@ def resolver(
 
 
 @app.command()
+@policy.with_policy_options
 def resolve(
     name: Annotated[str, typer.Argument(help="Domain name to resolve.")],
     qtype: Annotated[str, typer.Argument(help="Record type, such as A or MX.")] = "A",
@@ -332,11 +310,7 @@ def resolve(
     root_hints: Annotated[
         Path, typer.Option(help="Root hints for in-process resolution.")
     ] = DEFAULT_ROOT_HINTS,
-    server_port: Annotated[
-        int, typer.Option(
-            min=1, max=65535, help="Port on which every name server is queried."
-        )
-    ] = DEFAULT_PORT,
+    server_port: ServerPortOption = DEFAULT_PORT,
     trace: Annotated[
         bool, typer.Option("--trace", help="Print each query and what came back.")
     ] = False,
@@ -358,15 +332,8 @@ def resolve(
             "a cold cache with a warm one.",
         ),
     ] = 1,
-    timeout: TimeoutOption = policy.DEFAULT_TIMEOUT_MS,
-    retries: RetriesOption = policy.DEFAULT_RETRIES,
-    selection: SelectionOption = SelectionChoice.nearest,
-    case_randomisation: CaseRandomisationOption = False,
-    qname_minimisation: QnameMinimisationOption = False,
-    serve_stale: ServeStaleOption = False,
-    max_ttl: MaxTtlOption = policy.DEFAULT_MAX_TTL,
-    min_ttl: MinTtlOption = policy.DEFAULT_MIN_TTL,
-    cache_size: CacheSizeOption = policy.DEFAULT_CACHE_SIZE,
+    *,
+    options: "ResolverOptions",
 ) -> None:
     """Resolve a name, in-process from the root hints or through a resolver.
 
@@ -374,17 +341,6 @@ def resolve(
     """
     from .resolve_command import run_resolve
 
-    options = policy.build_options(
-        timeout,
-        retries,
-        selection,
-        case_randomisation,
-        qname_minimisation,
-        serve_stale,
-        max_ttl,
-        min_ttl,
-        cache_size,
-    )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     raise typer.Exit(
         run_resolve(
@@ -409,10 +365,7 @@ def reload(
         list[str] | None,
         typer.Argument(help="Servers to reload, by name or address (default: all)."),
     ] = None,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(help="Run directory of the hierarchy (default: that of `up`)."),
-    ] = None,
+    run_dir: RunDirOption = None,
     pid: Annotated[
         int | None,
         typer.Option(help="Reload the one `dns-toy serve` process with this PID."),
@@ -436,10 +389,6 @@ ServerOption = Annotated[
         "--server",
         help="Process of the hierarchy, by name or address (default: the resolver).",
     ),
-]
-RunDirOption = Annotated[
-    Path | None,
-    typer.Option(help="Run directory of the hierarchy (default: that of `up`)."),
 ]
 ControlPathOption = Annotated[
     Path | None,

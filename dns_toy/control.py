@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from pathlib import Path
 from typing import Any
 
+from dnslib import DNSError, DNSLabel
+
 from .errors import DnsToyError
 from .server import Handler, serve
 
@@ -49,6 +51,23 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 class ControlError(DnsToyError):
     """The control channel cannot be used, or a command failed."""
+
+
+def name_argument(arguments: dict[str, Any]) -> DNSLabel | None:
+    """Return a command's optional `name` argument as a domain name.
+
+    Raises ControlError when `name` is not a non-empty string or not a
+    valid domain name.
+    """
+    name = arguments.get("name")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ControlError("'name' must be a domain name")
+    try:
+        return DNSLabel(name)
+    except (DNSError, UnicodeError) as exc:
+        raise ControlError(f"invalid domain name {name!r}: {exc}") from None
 
 
 def prepare_socket_directory(directory: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .cacheview import format_cache, format_staleness, format_stats
-from .control import request
+from .control import DEFAULT_TIMEOUT, request
 from .errors import DnsToyError
 from .faults import parse_faults
 from .runstate import ProcessEntry, RunState, default_run_dir, read_state
@@ -83,6 +83,27 @@ def _name_arguments(name: str | None) -> dict[str, Any]:
     return {} if name is None else {"name": name}
 
 
+def _request_resolver(
+    server: str | None,
+    run_dir: Path | None,
+    control: Path | None,
+    command: str,
+    arguments: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[Target, Any]:
+    """Send `command` to a resolver's control channel and return the
+    resolver's Target with the command's result.
+
+    Raises DnsToyError as `find_target` and `control.request` do.
+    """
+    target = find_target(run_dir, server, control, "resolver")
+    return target, request(target.control, command, arguments, timeout)
+
+
+def _print_entries_json(target: Target, entries: list[Any]) -> None:
+    print(json.dumps({"server": target.label, "entries": entries}, indent=2))
+
+
 def cache_show(
     name: str | None,
     as_json: bool,
@@ -92,13 +113,14 @@ def cache_show(
 ) -> int:
     """Print the cache of a resolver, as a table or as JSON."""
     try:
-        target = find_target(run_dir, server, control, "resolver")
-        result = request(target.control, "cache.show", _name_arguments(name))
+        target, result = _request_resolver(
+            server, run_dir, control, "cache.show", _name_arguments(name)
+        )
     except DnsToyError as exc:
         return _fail(exc)
     entries = result["entries"]
     if as_json:
-        print(json.dumps({"server": target.label, "entries": entries}, indent=2))
+        _print_entries_json(target, entries)
         return 0
     scope = "" if name is None else f" at or below {name}"
     print(f"cache of {target.label}: {len(entries)} entries{scope}")
@@ -112,8 +134,9 @@ def cache_flush(
 ) -> int:
     """Remove the entries at or below `name` (default: all) from a cache."""
     try:
-        target = find_target(run_dir, server, control, "resolver")
-        result = request(target.control, "cache.flush", _name_arguments(name))
+        target, result = _request_resolver(
+            server, run_dir, control, "cache.flush", _name_arguments(name)
+        )
     except DnsToyError as exc:
         return _fail(exc)
     scope = "" if name is None else f" at or below {name}"
@@ -130,15 +153,19 @@ def cache_stale(
 ) -> int:
     """Compare each cached entry with its authority now and print the verdicts."""
     try:
-        target = find_target(run_dir, server, control, "resolver")
-        result = request(
-            target.control, "cache.stale", _name_arguments(name), STALE_TIMEOUT
+        target, result = _request_resolver(
+            server,
+            run_dir,
+            control,
+            "cache.stale",
+            _name_arguments(name),
+            STALE_TIMEOUT,
         )
     except DnsToyError as exc:
         return _fail(exc)
     entries = result["entries"]
     if as_json:
-        print(json.dumps({"server": target.label, "entries": entries}, indent=2))
+        _print_entries_json(target, entries)
         return 0
     print(f"cache of {target.label} compared with the authorities now:")
     print("\n".join(format_staleness(entries, target.names)))
@@ -150,8 +177,7 @@ def stats(
 ) -> int:
     """Print a resolver's counters."""
     try:
-        target = find_target(run_dir, server, control, "resolver")
-        result = request(target.control, "stats")
+        target, result = _request_resolver(server, run_dir, control, "stats")
     except DnsToyError as exc:
         return _fail(exc)
     if as_json:

@@ -9,11 +9,11 @@ running server injects. Every process also serves `ping`.
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dnslib import DNSError, DNSLabel
+from dnslib import DNSLabel
 
 from .cache import Cache, CacheHit
 from .cacheview import entry_json, report_json, sort_hits
-from .control import Command, ControlError
+from .control import Command, ControlError, name_argument
 from .faults import parse_faults
 from .iterator import Resolver, Transport
 from .names import is_subdomain
@@ -45,16 +45,12 @@ def resolver_commands(
     """
 
     async def show(arguments: dict[str, Any]) -> dict[str, Any]:
-        hits = _selected_hits(resolver, arguments)
+        hits = entries_below(resolver.cache, arguments)
         return {"entries": [entry_json(hit) for hit in hits]}
 
     async def flush(arguments: dict[str, Any]) -> dict[str, Any]:
-        name = _name_argument(arguments)
-        if name is None:
-            removed = len(resolver.cache)
-            resolver.cache.clear()
-        else:
-            removed = resolver.cache.flush(name)
+        name = name_argument(arguments)
+        removed = flush_entries(resolver.cache, name)
         log.info("cache flushed at %s: %d entries removed", name or "the root", removed)
         return {"removed": removed}
 
@@ -62,7 +58,7 @@ def resolver_commands(
         # NOTE: in forward and recursive mode the source of every entry is
         # an upstream resolver, not an authority, so the comparison is with
         # that resolver's own data (its cache, for a forwarder).
-        hits = _selected_hits(resolver, arguments)
+        hits = entries_below(resolver.cache, arguments)
         reports = await check_hits(hits, transport, server_port)
         return {"entries": [report_json(report) for report in reports]}
 
@@ -102,24 +98,21 @@ def authority_commands(served: "ServedZones") -> dict[str, Command]:
     return {"faults.show": show, "faults.set": replace}
 
 
-def _name_argument(arguments: dict[str, Any]) -> DNSLabel | None:
-    name = arguments.get("name")
-    if name is None:
-        return None
-    if not isinstance(name, str) or not name:
-        raise ControlError("'name' must be a domain name")
-    try:
-        return DNSLabel(name)
-    except (DNSError, UnicodeError) as exc:
-        raise ControlError(f"invalid domain name {name!r}: {exc}") from None
-
-
-def _selected_hits(
-    resolver: CachingResolver, arguments: dict[str, Any]
-) -> list[CacheHit]:
-    """Return the live entries at or below the `name` argument (default: all)."""
-    name = _name_argument(arguments)
-    hits = resolver.cache.entries()
+def entries_below(cache: Cache, arguments: dict[str, Any]) -> list[CacheHit]:
+    """Return the live entries at or below the `name` argument (default:
+    all), sorted as `cacheview.sort_hits` sorts them."""
+    name = name_argument(arguments)
+    hits = cache.entries()
     if name is not None:
         hits = [hit for hit in hits if is_subdomain(hit.entry.name, name)]
     return sort_hits(hits)
+
+
+def flush_entries(cache: Cache, name: DNSLabel | None) -> int:
+    """Remove the entries at or below `name`, or every entry when `name` is
+    None, and return how many entries were removed."""
+    if name is None:
+        removed = len(cache)
+        cache.clear()
+        return removed
+    return cache.flush(name)

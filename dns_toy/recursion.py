@@ -45,25 +45,25 @@ from dnslib import (
     QTYPE,
     RCODE,
     RR,
-    DNSError,
     DNSHeader,
     DNSLabel,
     DNSRecord,
 )
 
 from .authority import Catalog, Lookup, Outcome, answer_query, lookup
-from .cache import Cache, CacheHit, Credibility
-from .cacheview import entry_json, sort_hits
-from .control import Command, ControlError
+from .cache import Cache, Credibility
+from .cacheview import entry_json
+from .control import Command, name_argument
+from .control_handlers import entries_below, flush_entries
 from .errors import TopologyError
 from .iterator import Clock, Transport
-from .names import NameKey, is_subdomain, name_key
+from .names import NameKey, name_key
+from .replies import follow_chain
 from .stub import (
     Answer,
     answer_from_cache,
     answer_from_reply,
     ask,
-    follow_chain,
     make_query,
     store_answer,
     unusable_reason,
@@ -167,27 +167,16 @@ class Recursor:
         """
 
         async def show(arguments: dict[str, Any]) -> dict[str, Any]:
-            hits = self._entries_below(arguments)
-            return {"entries": [entry_json(hit) for hit in sort_hits(hits)]}
+            hits = entries_below(self.cache, arguments)
+            return {"entries": [entry_json(hit) for hit in hits]}
 
         async def flush(arguments: dict[str, Any]) -> dict[str, Any]:
-            name = _name_argument(arguments)
-            if name is None:
-                removed = len(self.cache)
-                self.cache.clear()
-            else:
-                removed = self.cache.flush(name)
+            name = name_argument(arguments)
+            removed = flush_entries(self.cache, name)
             log.info("cache flushed at %s: %d entries removed", name or ".", removed)
             return {"removed": removed}
 
         return {"cache.show": show, "cache.flush": flush}
-
-    def _entries_below(self, arguments: dict[str, Any]) -> list[CacheHit]:
-        name = _name_argument(arguments)
-        hits = self.cache.entries()
-        if name is None:
-            return hits
-        return [hit for hit in hits if is_subdomain(hit.entry.name, name)]
 
     async def respond(self, query: DNSRecord, catalog: Catalog) -> DNSRecord:
         """Build the reply to a decoded query, recursing when RD=1 calls for it."""
@@ -463,18 +452,6 @@ def _may_recurse(query: DNSRecord) -> bool:
         return False
     probe = DNSRecord(DNSHeader(id=query.header.id, qr=1))
     return reject_invalid_opt(probe, find_opt_records(query), EDNS_UDP_SIZE) is None
-
-
-def _name_argument(arguments: dict[str, Any]) -> DNSLabel | None:
-    name = arguments.get("name")
-    if name is None:
-        return None
-    if not isinstance(name, str) or not name:
-        raise ControlError("'name' must be a domain name")
-    try:
-        return DNSLabel(name)
-    except (DNSError, UnicodeError) as exc:
-        raise ControlError(f"invalid domain name {name!r}: {exc}") from None
 
 
 def _needs_recursion(found: Lookup, qname: DNSLabel, qtype: int) -> bool:

@@ -6,6 +6,7 @@ what it is. The resolver in `iterator` decides what to do next from the
 result.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -87,7 +88,7 @@ def classify_reply(
     scrubbed = scrub(reply, zone)
     if scrubbed.dropped_answers and not scrubbed.answer:
         return _lame(f"answer outside zone {zone}")
-    chain, target, final = _follow_chain(list(scrubbed.answer), qname, qtype)
+    chain, target, final = follow_chain(scrubbed.answer, qname, qtype)
     answer = tuple(chain + final)
     soa = _find_soa(scrubbed.authority, target, zone)
     if final:
@@ -152,8 +153,8 @@ def _lame(reason: str) -> Reply:
     return Reply(Outcome.LAME, reason=reason)
 
 
-def _follow_chain(
-    records: list[RR], qname: DNSLabel, qtype: int
+def follow_chain(
+    records: Sequence[RR], qname: DNSLabel, qtype: int
 ) -> tuple[list[RR], DNSLabel, list[RR]]:
     """Follow CNAMEs from `qname` through `records`.
 

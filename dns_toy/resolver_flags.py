@@ -1,13 +1,17 @@
 """The command-line options of the resolver's policies.
 
 `dns-toy resolver` and `dns-toy resolve` take the same options, declared
-once here as typer annotations. `build_options` turns their values into a
-`resolver_options.ResolverOptions`. This module imports only typer, so
-that `dns-toy --help` stays fast.
+once here as typer annotations. `with_policy_options` adds them to a
+command, and `build_options` turns their values into a
+`resolver_options.ResolverOptions`. This module imports only typer and the
+standard library, so that `dns-toy --help` stays fast.
 """
 
+import functools
+import inspect
+from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -158,3 +162,52 @@ def build_options(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+# The policy parameters in the order of build_options, with their defaults.
+_POLICY_PARAMETERS = [
+    inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value
+    )
+    for name, kind, value in (
+        ("timeout", TimeoutOption, DEFAULT_TIMEOUT_MS),
+        ("retries", RetriesOption, DEFAULT_RETRIES),
+        ("selection", SelectionOption, SelectionChoice.nearest),
+        ("case_randomisation", CaseRandomisationOption, False),
+        ("qname_minimisation", QnameMinimisationOption, False),
+        ("serve_stale", ServeStaleOption, False),
+        ("max_ttl", MaxTtlOption, DEFAULT_MAX_TTL),
+        ("min_ttl", MinTtlOption, DEFAULT_MIN_TTL),
+        ("cache_size", CacheSizeOption, DEFAULT_CACHE_SIZE),
+    )
+]
+
+
+def with_policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a typer command the policy options in place of its `options`.
+
+    The returned function declares the command's own parameters, less
+    `options`, followed by the policy options, so typer lists them last.
+    It builds the ResolverOptions first and passes them as `options`.
+    """
+    signature = inspect.signature(command)
+    own = [
+        parameter
+        for parameter in signature.parameters.values()
+        if parameter.name != "options"
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**arguments: Any) -> Any:
+        values = [arguments.pop(parameter.name) for parameter in _POLICY_PARAMETERS]
+        return command(**arguments, options=build_options(*values))
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own, *_POLICY_PARAMETERS]
+    )
+    annotations = dict(command.__annotations__)
+    annotations.pop("options", None)
+    for parameter in _POLICY_PARAMETERS:
+        annotations[parameter.name] = parameter.annotation
+    wrapper.__annotations__ = annotations
+    return wrapper

@@ -17,11 +17,8 @@ from collections.abc import Sequence
 
 from dnslib import (
     CLASS,
-    OPCODE,
     QTYPE,
     RCODE,
-    RR,
-    DNSHeader,
     DNSLabel,
     DNSRecord,
 )
@@ -40,11 +37,12 @@ from .server import Client, run_service
 from .topology import read_root_hints
 from .transport import NetworkTransport
 from .wire import (
-    add_opt_record,
     encode_response,
     find_opt_records,
+    finish_reply,
     formerr_for,
-    reject_invalid_opt,
+    reject_unanswerable,
+    start_reply,
 )
 
 log = logging.getLogger(__name__)
@@ -80,27 +78,25 @@ class ResolverService:
     async def respond(self, query: DNSRecord) -> DNSRecord:
         """Build the reply to a decoded query."""
         self.stats.count_query()
-        reply = _reply_header(query)
+        reply = start_reply(query, ra=True)
         options = find_opt_records(query)
-        rejected = reject_invalid_opt(reply, options, EDNS_UDP_SIZE)
+        rejected = reject_unanswerable(query, reply, options, EDNS_UDP_SIZE)
         if rejected is not None:
             return rejected
-        if query.header.opcode != OPCODE.QUERY:
-            return _finish(reply, RCODE.NOTIMP, options)
-        if len(query.questions) != 1:
-            return _finish(reply, RCODE.FORMERR, options)
         question = query.questions[0]
         # Only class IN is resolved, and a resolver serves no zone transfers.
         if question.qclass != CLASS.IN or question.qtype in ZONE_TRANSFER_TYPES:
-            return _finish(reply, RCODE.REFUSED, options)
+            return finish_reply(reply, RCODE.REFUSED, options, EDNS_UDP_SIZE)
 
         if query.header.rd:
             resolution = await self._resolve(question.qname, question.qtype)
             self.stats.count_resolution(resolution)
             _add_resolution(reply, resolution)
-            reply = _finish(reply, resolution.rcode, options)
+            reply = finish_reply(reply, resolution.rcode, options, EDNS_UDP_SIZE)
             return add_resolution_trail(reply, query, resolution, self.name)
-        return _finish(reply, self._answer_without_recursion(reply), options)
+        return finish_reply(
+            reply, self._answer_without_recursion(reply), options, EDNS_UDP_SIZE
+        )
 
     async def _resolve(self, qname: DNSLabel, qtype: int) -> Resolution:
         key = (name_key(qname), qtype)
@@ -149,30 +145,11 @@ class ResolverService:
         return int(RCODE.NOERROR)
 
 
-def _reply_header(query: DNSRecord) -> DNSRecord:
-    header = DNSHeader(
-        id=query.header.id,
-        qr=1,
-        opcode=query.header.opcode,
-        rd=query.header.rd,
-        ra=1,
-        cd=query.header.cd,
-    )
-    # The question goes back exactly as sent, case included.
-    return DNSRecord(header, questions=list(query.questions))
-
-
 def _add_resolution(reply: DNSRecord, resolution: Resolution) -> None:
     for record in resolution.answer:
         reply.add_answer(record)
     for record in resolution.authority:
         reply.add_auth(record)
-
-
-def _finish(reply: DNSRecord, rcode: int, options: list[RR]) -> DNSRecord:
-    reply.header.rcode = rcode
-    add_opt_record(reply, options, EDNS_UDP_SIZE)
-    return reply
 
 
 def run_resolver(

@@ -29,7 +29,7 @@ from .cache import Cache, CacheHit, Credibility, NegativeKind
 from .hops import Exchange, hop_event, measure
 from .iterator import Clock, Transport
 from .names import NameKey, is_subdomain, name_key
-from .replies import Outcome
+from .replies import Outcome, follow_chain
 from .trace import CacheEvent, HopEvent
 from .trail import (
     SOURCE_CACHE,
@@ -161,31 +161,6 @@ def answer_outcome(answer: Answer) -> Outcome:
     if answer.authority or not answer.records:
         return Outcome.NODATA
     return Outcome.ANSWER
-
-
-def follow_chain(
-    records: Sequence[RR], qname: DNSLabel, qtype: int
-) -> tuple[list[RR], DNSLabel, list[RR]]:
-    """Follow CNAMEs from `qname` through `records`.
-
-    Returns the CNAMEs followed, the name reached, and the records of type
-    `qtype` there, which is empty when the chain ends without them.
-    """
-    chain: list[RR] = []
-    name = qname
-    seen: set[NameKey] = set()
-    while name_key(name) not in seen:
-        seen.add(name_key(name))
-        owned = [rr for rr in records if name_key(rr.rname) == name_key(name)]
-        final = [rr for rr in owned if rr.rtype == qtype or qtype == QTYPE.ANY]
-        if final:
-            return chain, name, final
-        cname = next((rr for rr in owned if rr.rtype == QTYPE.CNAME), None)
-        if cname is None:
-            break
-        chain.append(cname)
-        name = cname.rdata.label
-    return chain, name, []
 
 
 def answer_from_reply(reply: DNSRecord, qname: DNSLabel, qtype: int) -> Answer:

@@ -9,7 +9,7 @@ required (RFC 9471), so dropping any of it sets TC=1 as well.
 
 import struct
 
-from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
+from dnslib import EDNS0, OPCODE, QTYPE, RCODE, RR, DNSHeader, DNSRecord
 
 from .names import is_subdomain
 
@@ -66,6 +66,51 @@ def add_opt_record(
     # RFC 6891 section 7: a reply carries an OPT record only when the query did.
     if query_opt_records:
         reply.add_ar(EDNS0(udp_len=udp_size))
+
+
+def start_reply(query: DNSRecord, *, ra: bool = False) -> DNSRecord:
+    """Start the reply to `query`: QR=1, the query's ID, opcode, RD and CD.
+
+    The question is echoed exactly, case included, for resolvers that
+    randomise the case of query names (draft-vixie-dnsext-dns0x20).
+    """
+    header = DNSHeader(
+        id=query.header.id,
+        qr=1,
+        opcode=query.header.opcode,
+        rd=query.header.rd,
+        ra=int(ra),
+        cd=query.header.cd,
+    )
+    return DNSRecord(header, questions=list(query.questions))
+
+
+def reject_unanswerable(
+    query: DNSRecord, reply: DNSRecord, opt_records: list[RR], udp_size: int
+) -> DNSRecord | None:
+    """Make `reply` the error for a query that cannot be answered at all.
+
+    Returns `reply` as `reject_invalid_opt` makes it, as NOTIMP for an
+    opcode other than QUERY, or as FORMERR for other than one question.
+    Returns None when the query can be answered.
+    """
+    rejected = reject_invalid_opt(reply, opt_records, udp_size)
+    if rejected is not None:
+        return rejected
+    if query.header.opcode != OPCODE.QUERY:
+        return finish_reply(reply, RCODE.NOTIMP, opt_records, udp_size)
+    if len(query.questions) != 1:
+        return finish_reply(reply, RCODE.FORMERR, opt_records, udp_size)
+    return None
+
+
+def finish_reply(
+    reply: DNSRecord, rcode: int, query_opt_records: list[RR], udp_size: int
+) -> DNSRecord:
+    """Set the rcode of `reply` and add an OPT record when the query had one."""
+    reply.header.rcode = rcode
+    add_opt_record(reply, query_opt_records, udp_size)
+    return reply
 
 
 def _badvers(reply: DNSRecord, udp_size: int) -> DNSRecord:

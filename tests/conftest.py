@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,16 +24,20 @@ START_TIMEOUT = 30.0  # seconds for `up` to print READY_LINE
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL for `up`
 
 
-def free_port(addresses: list[str]) -> int:
-    """Return a port in 20000-40000 that is free for UDP and TCP on `addresses`."""
-    for _ in range(100):
-        port = random.randint(20000, 40000)
-        if all(_port_is_free(address, port) for address in addresses):
+def free_port(
+    addresses: list[str], port_range: tuple[int, int] = (20000, 40000)
+) -> int:
+    """Return a port in `port_range` (both ends included) that is free for
+    UDP and TCP on `addresses`."""
+    low, high = port_range
+    for _ in range(200):
+        port = random.randint(low, high)
+        if all(port_is_free(address, port) for address in addresses):
             return port
-    raise RuntimeError(f"no free port found on {', '.join(addresses)}")
+    raise RuntimeError(f"no free port in {low}-{high} on {', '.join(addresses)}")
 
 
-def _port_is_free(address: str, port: int) -> bool:
+def port_is_free(address: str, port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
@@ -53,6 +58,28 @@ def process_alive(pid: int) -> bool:
         return False
     # The state follows the command name, which is in parentheses.
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def stop_processes(
+    processes: Sequence["subprocess.Popen[Any]"], timeout: float
+) -> None:
+    """Stop each process by its PID: SIGTERM to every one that runs, then
+    SIGKILL to one that has not exited `timeout` seconds into its wait."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_process(process: "subprocess.Popen[Any]", timeout: float) -> int:
+    """Stop `process` as `stop_processes` does; return its exit status."""
+    stop_processes([process], timeout)
+    return process.returncode
 
 
 def topology_addresses(topology: Topology) -> list[str]:
@@ -154,13 +181,7 @@ def stop_hierarchy(hierarchy: Hierarchy, check: bool = True) -> None:
     With `check`, assert that it exited 0 and that no child is alive.
     """
     process = hierarchy.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, STOP_TIMEOUT)
     if not check:
         return
     output = hierarchy.output()

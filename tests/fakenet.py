@@ -21,6 +21,7 @@ from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
 
 from dns_toy.authority import Catalog, answer_query
 from dns_toy.errors import TransportTimeout
+from dns_toy.simnet import SimClock
 from dns_toy.transport import accept_datagram, accept_tcp_reply
 from dns_toy.zonefile import parse_zone_text
 
@@ -52,17 +53,11 @@ class Sent:
     protocol: str  # "udp" or "tcp"
 
 
-class FakeClock:
-    """A clock that moves only when `advance` is called."""
+class FakeClock(SimClock):
+    """A SimClock whose default start is 1000 s."""
 
     def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 def authority(*zone_texts: str) -> Catalog:

@@ -30,7 +30,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.query
-from conftest import process_alive
+from conftest import process_alive, stop_processes
 
 from dns_toy.topology import ServerSpec
 
@@ -220,23 +220,21 @@ def descendants(pid: int) -> list[int]:
 
 
 def stop_peers(peers: Sequence[Peer]) -> None:
-    """Stop each peer by its PID: SIGTERM, then SIGKILL after STOP_TIMEOUT.
+    """Stop each peer and its forked children, as `stop_process_trees` does."""
+    stop_process_trees([peer.process for peer in peers])
+
+
+def stop_process_trees(processes: Sequence["subprocess.Popen[bytes]"]) -> None:
+    """Stop each process by its PID: SIGTERM, then SIGKILL after STOP_TIMEOUT.
 
     The PIDs of forked children are read before the stop, and the function
     returns only when they are gone too. A child still alive at the
     deadline is killed, unless its PID now names another program.
     """
     children: list[tuple[int, str]] = []
-    for peer in peers:
-        children += [(pid, process_name(pid)) for pid in descendants(peer.process.pid)]
-        if peer.process.poll() is None:
-            peer.process.send_signal(signal.SIGTERM)
-    for peer in peers:
-        try:
-            peer.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            peer.process.kill()
-            peer.process.wait()
+    for process in processes:
+        children += [(pid, process_name(pid)) for pid in descendants(process.pid)]
+    stop_processes(processes, STOP_TIMEOUT)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for pid, _ in children):
         if time.monotonic() > deadline:
@@ -299,6 +297,27 @@ def start_dns_toy_resolver(
 # --- NSD ------------------------------------------------------------------------
 
 
+def write_nsd_config(
+    template: str,
+    address: str,
+    port: int,
+    zones: Sequence[tuple[str, Path]],
+    folder: Path,
+) -> Path:
+    """Write `folder`/nsd.conf and return its path.
+
+    The file is `template`, whose placeholders are address, port and
+    folder, followed by a zone entry for each (origin, file) of `zones`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    config = template.format(address=address, port=port, folder=folder)
+    for origin, path in zones:
+        config += NSD_ZONE.format(origin=origin, path=path)
+    config_path = folder / "nsd.conf"
+    config_path.write_text(config)
+    return config_path
+
+
 def start_nsd(
     nsd: str,
     label: str,
@@ -309,12 +328,7 @@ def start_nsd(
 ) -> Peer:
     """Write an nsd.conf for `zones` (origin, file) and start NSD in the
     foreground on `address`:`port`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = NSD_CONFIG.format(address=address, port=port, folder=folder)
-    for origin, path in zones:
-        config += NSD_ZONE.format(origin=origin, path=path)
-    config_path = folder / "nsd.conf"
-    config_path.write_text(config)
+    config_path = write_nsd_config(NSD_CONFIG, address, port, zones, folder)
     command = [nsd, "-d", "-c", str(config_path)]
     return spawn(f"nsd-{label}", command, address, port, folder, [folder / "nsd.log"])
 

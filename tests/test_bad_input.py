@@ -17,7 +17,6 @@ is stopped by its PID when its fixture ends.
 
 import random
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -35,6 +34,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from conftest import free_port, stop_process
 from dnslib import (
     CNAME,
     NS,
@@ -80,25 +80,6 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
 
 # Processes, ports and logs.
-
-
-def _port_is_free(address: str, port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port(addresses: list[str]) -> int:
-    """Return a port in PORT_RANGE that is free for UDP and TCP on `addresses`."""
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
-        if all(_port_is_free(address, port) for address in addresses):
-            return port
-    raise RuntimeError(f"no free port in {PORT_RANGE} on {', '.join(addresses)}")
 
 
 class Log:
@@ -158,13 +139,7 @@ class Child:
 
     def stop(self) -> None:
         """Stop the process by its PID: SIGTERM, then SIGKILL after STOP_TIMEOUT."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, STOP_TIMEOUT)
 
 
 def run_cli(
@@ -351,7 +326,7 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     folder = tmp_path_factory.mktemp("authority")
     zone = folder / "example.test.zone"
     zone.write_text(AUTHORITY_ZONE)
-    port = free_port([AUTHORITY_ADDRESS])
+    port = free_port([AUTHORITY_ADDRESS], PORT_RANGE)
     arguments = [
         "serve",
         str(zone),
@@ -649,7 +624,7 @@ def hierarchy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hierarchy]:
         ROGUE_ADDRESS,
         ODD_ADDRESS,
     ]
-    port = free_port(addresses)
+    port = free_port(addresses, PORT_RANGE)
 
     servers = [
         (ROOT_ADDRESS, ".", ["root.zone"]),
@@ -1138,7 +1113,7 @@ def zone_runs(tmp_path_factory: pytest.TempPathFactory) -> ZoneRuns:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         checks = dict(zip(BROKEN_ZONES, pool.map(check, BROKEN_ZONES)))
-    port = str(free_port([SPARE_ADDRESS]))
+    port = str(free_port([SPARE_ADDRESS], PORT_RANGE))
     serve_arguments = ["serve", *map(str, paths.values())]
     serve = run_cli(*serve_arguments, "--address", SPARE_ADDRESS, "--port", port)
     return ZoneRuns(paths, checks, serve)
@@ -1446,7 +1421,7 @@ def command_runs(
             "hierarchy_port": str(hierarchy.port),
             "authority": authority.address,
             "authority_port": str(authority.port),
-            "port": str(free_port([SPARE_ADDRESS])),
+            "port": str(free_port([SPARE_ADDRESS], PORT_RANGE)),
             "folder": str(folder),
         }
         arguments = [argument.format(**values) for argument in BAD_COMMANDS[name][0]]

@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -20,7 +19,14 @@ import dns.exception
 import dns.message
 import dns.query
 import pytest
-from conftest import REPO, Hierarchy, free_port, start_hierarchy, stop_hierarchy
+from conftest import (
+    REPO,
+    Hierarchy,
+    free_port,
+    start_hierarchy,
+    stop_hierarchy,
+    stop_process,
+)
 
 from dns_toy.control import (
     ControlError,
@@ -38,14 +44,20 @@ RESOLVER = "127.0.0.1"
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dns_toy", *args],
-        capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
     )
 
 
 # The protocol, against a server in this process.
 
 
-async def serve_while(path: Path, work: Any, commands: dict[str, Any] | None = None) -> Any:
+async def serve_while(
+    path: Path, work: Any, commands: dict[str, Any] | None = None
+) -> Any:
     """Start a ControlServer at `path`, run blocking `work()` in a thread, stop."""
     server = ControlServer(path, commands or {})
     await server.start()
@@ -61,7 +73,9 @@ async def echo(arguments: dict[str, Any]) -> dict[str, Any]:
 
 def test_request_returns_command_result(tmp_path: Path) -> None:
     path = tmp_path / "control" / "x.sock"
-    result = asyncio.run(serve_while(path, lambda: request(path, "echo", {"a": 1}), {"echo": echo}))
+    result = asyncio.run(
+        serve_while(path, lambda: request(path, "echo", {"a": 1}), {"echo": echo})
+    )
     assert result == {"echo": {"a": 1}}
 
 
@@ -70,7 +84,11 @@ def test_socket_and_directory_modes(tmp_path: Path) -> None:
 
     def modes() -> tuple[int, int, bool]:
         info = path.stat()
-        return stat.S_IMODE(info.st_mode), stat.S_IMODE(path.parent.stat().st_mode), stat.S_ISSOCK(info.st_mode)
+        return (
+            stat.S_IMODE(info.st_mode),
+            stat.S_IMODE(path.parent.stat().st_mode),
+            stat.S_ISSOCK(info.st_mode),
+        )
 
     socket_mode, directory_mode, is_socket = asyncio.run(serve_while(path, modes))
     assert is_socket
@@ -92,14 +110,17 @@ def test_invalid_request_gets_error_reply(tmp_path: Path) -> None:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(5)
             sock.connect(str(path))
-            sock.sendall(b"not json\n[1, 2]\n{\"command\": \"ping\"}\n")
+            sock.sendall(b'not json\n[1, 2]\n{"command": "ping"}\n')
             stream = sock.makefile("rb")
             return [json.loads(stream.readline()) for _ in range(3)]
 
     replies = asyncio.run(serve_while(path, send_garbage))
-    assert replies[0] == {"ok": False, "error": "invalid request: not a JSON object on one line"}
+    assert replies[0] == {
+        "ok": False,
+        "error": "invalid request: not a JSON object on one line",
+    }
     assert replies[1]["ok"] is False
-    assert "expected {\"command\"" in replies[1]["error"]
+    assert 'expected {"command"' in replies[1]["error"]
     assert replies[2]["ok"] is True
     assert replies[2]["result"]["pid"] == os.getpid()
 
@@ -132,7 +153,10 @@ def test_stale_socket_file_replaced(tmp_path: Path) -> None:
     leftover = socket.socket(socket.AF_UNIX)
     leftover.bind(str(path))
     leftover.close()  # bound but never listening: what a killed process leaves
-    assert asyncio.run(serve_while(path, lambda: request(path, "ping")))["pid"] == os.getpid()
+    assert (
+        asyncio.run(serve_while(path, lambda: request(path, "ping")))["pid"]
+        == os.getpid()
+    )
 
 
 def test_live_socket_not_taken_over(tmp_path: Path) -> None:
@@ -151,12 +175,17 @@ def test_long_socket_path_works(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     path = deep / "resolver.sock"
     assert len(str(path)) > 108
-    result = asyncio.run(serve_while(path, lambda: request(path, "echo", {"b": 2}), {"echo": echo}))
+    result = asyncio.run(
+        serve_while(path, lambda: request(path, "echo", {"b": 2}), {"echo": echo})
+    )
     assert result == {"echo": {"b": 2}}
 
 
 def test_request_without_server_explains(tmp_path: Path) -> None:
-    with pytest.raises(ControlError, match="no control socket at .*is the process running with --control"):
+    with pytest.raises(
+        ControlError,
+        match="no control socket at .*is the process running with --control",
+    ):
         request(tmp_path / "missing.sock", "ping")
 
 
@@ -170,11 +199,26 @@ class ResolverProcess:
         self.control = control
         self.log = log
         port = free_port([RESOLVER])
-        command = [sys.executable, "-m", "dns_toy", "resolver", "--address", RESOLVER,
-                   "--port", str(port), "--root-hints", str(REPO / "zones" / "root.hints"),
-                   "--server-port", str(port), "--control", str(control)]
+        command = [
+            sys.executable,
+            "-m",
+            "dns_toy",
+            "resolver",
+            "--address",
+            RESOLVER,
+            "--port",
+            str(port),
+            "--root-hints",
+            str(REPO / "zones" / "root.hints"),
+            "--server-port",
+            str(port),
+            "--control",
+            str(control),
+        ]
         with log.open("w") as output:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
+            self.process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO
+            )
 
     def wait_until_listening(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -186,16 +230,12 @@ class ResolverProcess:
                 return
             except ControlError:
                 time.sleep(0.05)
-        raise AssertionError(f"no control socket after {START_TIMEOUT} s:\n{self.log.read_text()}")
+        raise AssertionError(
+            f"no control socket after {START_TIMEOUT} s:\n{self.log.read_text()}"
+        )
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, STOP_TIMEOUT)
 
 
 @pytest.fixture
@@ -211,7 +251,9 @@ def open_folder() -> Iterator[Path]:
 
 @pytest.fixture
 def resolver_process(open_folder: Path) -> Iterator[ResolverProcess]:
-    running = ResolverProcess(open_folder / "control" / "resolver.sock", open_folder / "resolver.log")
+    running = ResolverProcess(
+        open_folder / "control" / "resolver.sock", open_folder / "resolver.log"
+    )
     try:
         running.wait_until_listening()
         yield running
@@ -248,7 +290,9 @@ def connect_as(uid: int, path: Path) -> str:
     return b"".join(chunks).decode()
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="switching to another uid needs root"
+)
 
 
 @needs_root
@@ -257,10 +301,18 @@ def test_other_user_rejected_by_peer_uid(resolver_process: ResolverProcess) -> N
     resolver_process.control.parent.chmod(0o711)
     resolver_process.control.chmod(0o666)
     outcome = connect_as(NOBODY, resolver_process.control)
-    assert outcome == f"ControlError: permission denied: uid {NOBODY} may not use this control channel"
-    assert f"rejected a control connection from uid {NOBODY}" in resolver_process.log.read_text()
+    assert (
+        outcome
+        == f"ControlError: permission denied: uid {NOBODY} may not use this control channel"
+    )
+    assert (
+        f"rejected a control connection from uid {NOBODY}"
+        in resolver_process.log.read_text()
+    )
     # The owner still gets through.
-    assert request(resolver_process.control, "ping")["pid"] == resolver_process.process.pid
+    assert (
+        request(resolver_process.control, "ping")["pid"] == resolver_process.process.pid
+    )
 
 
 @needs_root
@@ -272,7 +324,9 @@ def test_other_user_blocked_by_socket_mode(resolver_process: ResolverProcess) ->
 
 
 @needs_root
-def test_other_user_blocked_by_directory_mode(resolver_process: ResolverProcess) -> None:
+def test_other_user_blocked_by_directory_mode(
+    resolver_process: ResolverProcess,
+) -> None:
     assert stat.S_IMODE(resolver_process.control.parent.stat().st_mode) == 0o700
     expected = f"ControlError: permission denied for {resolver_process.control}; only its owner may use it"
     assert connect_as(NOBODY, resolver_process.control) == expected
@@ -289,7 +343,10 @@ def test_resolver_refuses_shared_directory(open_folder: Path) -> None:
         running.stop()
     output = running.log.read_text()
     assert status == 1, output
-    assert f"error: control directory {shared} is writable by other users (mode 1777)" in output
+    assert (
+        f"error: control directory {shared} is writable by other users (mode 1777)"
+        in output
+    )
     assert "Traceback" not in output
 
 
@@ -314,7 +371,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hierarchy]:
         stop_hierarchy(hierarchy)
 
 
-def ask(hierarchy: Hierarchy, name: str, rdtype: str = "A", server: str = RESOLVER) -> dns.message.Message:
+def ask(
+    hierarchy: Hierarchy, name: str, rdtype: str = "A", server: str = RESOLVER
+) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
     return dns.query.udp(query, server, port=hierarchy.port, timeout=3)
 
@@ -329,9 +388,13 @@ def show_json(hierarchy: Hierarchy, *args: str) -> list[dict[str, Any]]:
     return json.loads(result.stdout)["entries"]
 
 
-def find_entry(entries: list[dict[str, Any]], name: str, rtype: str | None) -> dict[str, Any]:
+def find_entry(
+    entries: list[dict[str, Any]], name: str, rtype: str | None
+) -> dict[str, Any]:
     matches = [e for e in entries if e["name"] == name and e["type"] == rtype]
-    assert len(matches) == 1, f"{name} {rtype} in {[(e['name'], e['type']) for e in entries]}"
+    assert len(matches) == 1, (
+        f"{name} {rtype} in {[(e['name'], e['type']) for e in entries]}"
+    )
     return matches[0]
 
 
@@ -377,13 +440,24 @@ def test_cache_show_table(running: Hierarchy) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("cache of resolver (127.0.0.1): ")
     assert lines[0].endswith(" entries at or below example.com")
-    assert lines[1].split() == ["NAME", "TYPE", "TTL", "LEFT", "AGE", "CREDIBILITY", "SOURCE", "DATA"]
+    assert lines[1].split() == [
+        "NAME",
+        "TYPE",
+        "TTL",
+        "LEFT",
+        "AGE",
+        "CREDIBILITY",
+        "SOURCE",
+        "DATA",
+    ]
     www = next(line.split() for line in lines if line.startswith("www.example.com. "))
     assert www[1:3] == ["A", "3600"]
     assert www[5] == "answer"
     assert www[6] in ("ns1.example.com", "ns2.example.com")
     assert www[-1] == "192.0.2.10"
-    assert not any(line.startswith("com. ") for line in lines), "com. is above example.com"
+    assert not any(line.startswith("com. ") for line in lines), (
+        "com. is above example.com"
+    )
 
 
 def test_cache_flush_name(running: Hierarchy) -> None:
@@ -392,7 +466,9 @@ def test_cache_flush_name(running: Hierarchy) -> None:
     assert any(e["name"] == "www.example.org." for e in show_json(running))
     result = cli(running, "cache", "flush", "example.org")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("flushed 2 entries at or below example.org from resolver")
+    assert result.stdout.startswith(
+        "flushed 2 entries at or below example.org from resolver"
+    )
     entries = show_json(running)
     assert not [e for e in entries if e["name"].endswith("example.org.")]
     assert any(e["name"] == "www.example.com." for e in entries)
@@ -407,13 +483,18 @@ def test_cache_flush_all(running: Hierarchy) -> None:
 
 def edit_www(zone: Path, old: str, new: str, serial: str) -> None:
     text = zone.read_text()
-    zone.write_text(text.replace("2026120401 ; serial", f"{serial} ; serial").replace(old, new))
+    zone.write_text(
+        text.replace("2026120401 ; serial", f"{serial} ; serial").replace(old, new)
+    )
 
 
 def wait_for_answer(hierarchy: Hierarchy, server: str, expected: str) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if ask(hierarchy, "www.example.com", server=server).answer[0][0].to_text() == expected:
+        if (
+            ask(hierarchy, "www.example.com", server=server).answer[0][0].to_text()
+            == expected
+        ):
             return
         time.sleep(0.02)
     raise AssertionError(f"{server} did not serve {expected}")
@@ -426,7 +507,9 @@ def test_cache_stale_marks_changed_rrset(running: Hierarchy) -> None:
     original = zone.read_text()
     try:
         edit_www(zone, "192.0.2.10", "192.0.2.110", "2026120402")
-        assert cli(running, "reload", "ns1.example.com", "ns2.example.com").returncode == 0
+        assert (
+            cli(running, "reload", "ns1.example.com", "ns2.example.com").returncode == 0
+        )
         for server in ("127.0.0.8", "127.0.0.9"):
             wait_for_answer(running, server, "192.0.2.110")
         result = cli(running, "cache", "stale", "--json")
@@ -444,14 +527,25 @@ def test_cache_stale_marks_changed_rrset(running: Hierarchy) -> None:
     assert 0 < www["remaining_ttl"] <= 3600
     assert find_entry(reports, "nosuch.example.com.", None)["status"] == "FRESH"
     assert find_entry(reports, "example.com.", "NS")["status"] == "FRESH"
-    assert find_entry(reports, "ns1.example.com.", "A")["status"] == "FRESH", "glue is checked with its referral"
-    assert {r["status"] for r in reports if r["name"] != "www.example.com."} == {"FRESH"}
+    assert find_entry(reports, "ns1.example.com.", "A")["status"] == "FRESH", (
+        "glue is checked with its referral"
+    )
+    assert {r["status"] for r in reports if r["name"] != "www.example.com."} == {
+        "FRESH"
+    }
 
-    row = next(line.split() for line in table.stdout.splitlines() if line.startswith("www.example.com. "))
+    row = next(
+        line.split()
+        for line in table.stdout.splitlines()
+        if line.startswith("www.example.com. ")
+    )
     assert row[1] == "A"
     assert row[3] == "STALE"
     assert row[-2:] == ["192.0.2.10", "192.0.2.110"]
-    assert table.stdout.splitlines()[-1] == f"{len(reports)} entries: {len(reports) - 1} fresh, 1 stale, 0 unknown"
+    assert (
+        table.stdout.splitlines()[-1]
+        == f"{len(reports)} entries: {len(reports) - 1} fresh, 1 stale, 0 unknown"
+    )
 
 
 def stats(hierarchy: Hierarchy) -> dict[str, Any]:
@@ -470,11 +564,17 @@ def test_stats_count_hits_and_misses(running: Hierarchy) -> None:
     assert after["cache_misses"] - before["cache_misses"] == 1
     assert after["cache_hits"] - before["cache_hits"] == 1
     assert after["upstream_queries"] > before["upstream_queries"]
-    root = after["servers"]["127.0.0.2"] if "127.0.0.2" in after["servers"] else after["servers"]["127.0.0.3"]
+    root = (
+        after["servers"]["127.0.0.2"]
+        if "127.0.0.2" in after["servers"]
+        else after["servers"]["127.0.0.3"]
+    )
     assert root["queries"] >= 1
     assert root["mean_rtt_ms"] > 0
     assert root["srtt_ms"] > 0, "the iterative resolver keeps an SRTT per address"
-    assert after["timeouts"] == sum(server["timeouts"] for server in after["servers"].values())
+    assert after["timeouts"] == sum(
+        server["timeouts"] for server in after["servers"].values()
+    )
 
 
 def test_stats_table(running: Hierarchy) -> None:
@@ -530,7 +630,9 @@ def test_fault_invalid_spec_exits_2(running: Hierarchy) -> None:
 def test_fault_unknown_server_exits_1(running: Hierarchy) -> None:
     result = cli(running, "fault", "ns9.nowhere", "delay=1")
     assert result.returncode == 1
-    assert result.stderr.startswith("error: no server named 'ns9.nowhere' in this hierarchy; known: a.root-servers.net")
+    assert result.stderr.startswith(
+        "error: no server named 'ns9.nowhere' in this hierarchy; known: a.root-servers.net"
+    )
 
 
 def test_cache_show_needs_running_hierarchy(tmp_path: Path) -> None:

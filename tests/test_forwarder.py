@@ -3,7 +3,6 @@ real resolver process that forwards to the resolver of `dns-toy up`."""
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from chainnet import (
     Chain,
     build_chain,
 )
-from conftest import Hierarchy, free_port
+from conftest import Hierarchy, free_port, stop_process
 from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
 
 from dns_toy.forwarder import (
@@ -366,13 +365,7 @@ def forwarder_process(
         _wait_until_answering(process, address, port, log)
         yield address, port, log
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT)
 
 
 def _wait_until_answering(

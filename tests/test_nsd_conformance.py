@@ -13,8 +13,6 @@ with the answers the RFC gives, updated where a later RFC changed the rule.
 """
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +33,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from conformance.corpus import RANDOM_CASE, Query, build_corpus, zone_origin
-from conftest import free_port, process_alive
+from conftest import free_port
+from peers import find_program, stop_process_trees, write_nsd_config
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = Path(__file__).resolve().parent / "conformance"
@@ -43,7 +42,6 @@ NSD_ADDRESS = "127.0.0.201"
 OURS_ADDRESS = "127.0.0.202"
 QUERY_TIMEOUT = 2.0  # seconds for one UDP exchange
 START_TIMEOUT = 20.0  # seconds for a server to answer its first query
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 # A server that lets this many queries of one zone set time out is taken
 # to be broken, and the rest of that corpus is not sent.
 MAX_TIMEOUTS = 5
@@ -99,11 +97,6 @@ server:
 remote-control:
     control-enable: no
 """
-NSD_ZONE = """\
-zone:
-    name: "{origin}"
-    zonefile: "{path}"
-"""
 
 Record = tuple[str, str, str, int, str]
 SECTIONS = ("answer", "authority", "additional")
@@ -142,11 +135,6 @@ class PeerPair:
     nsd: ServerProcess | None
 
 
-def find_nsd() -> str | None:
-    path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/usr/local/sbin"
-    return shutil.which("nsd", path=path)
-
-
 def start_ours(zone_set: str, port: int, folder: Path) -> ServerProcess:
     """Start `python -m dns_toy serve` with the zone set on OURS_ADDRESS."""
     zones = [str(path) for path in ZONE_SETS[zone_set]]
@@ -169,11 +157,8 @@ def start_ours(zone_set: str, port: int, folder: Path) -> ServerProcess:
 def start_nsd(nsd: str, zone_set: str, port: int, folder: Path) -> ServerProcess:
     """Write a throwaway nsd.conf for the zone set and start NSD in the
     foreground on NSD_ADDRESS."""
-    config = NSD_CONFIG.format(address=NSD_ADDRESS, port=port, folder=folder)
-    for path in ZONE_SETS[zone_set]:
-        config += NSD_ZONE.format(origin=zone_origin(path), path=path)
-    config_path = folder / "nsd.conf"
-    config_path.write_text(config)
+    zones = [(zone_origin(path), path) for path in ZONE_SETS[zone_set]]
+    config_path = write_nsd_config(NSD_CONFIG, NSD_ADDRESS, port, zones, folder)
     output = folder / "nsd.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -213,57 +198,11 @@ def wait_until_answering(server: ServerProcess, origin: str) -> None:
     )
 
 
-def descendants(pid: int) -> list[int]:
-    """Return the PIDs of the children of `pid`, and theirs, from /proc."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        parent = pending.pop()
-        path = Path(f"/proc/{parent}/task/{parent}/children")
-        try:
-            children = [int(text) for text in path.read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        found.extend(children)
-        pending.extend(children)
-    return found
-
-
 def stop_servers(servers: list[ServerProcess]) -> None:
-    """Stop each server by its PID: SIGTERM, then SIGKILL after STOP_TIMEOUT.
-
-    NSD forks processes of its own, which outlive the PID we started by a
-    moment and are then reaped by init. Their PIDs are taken before the
-    stop, and the function waits until they are gone too, so that no
-    process of this test is left when it returns.
-    """
-    children: list[int] = []
-    for server in servers:
-        children += descendants(server.process.pid)
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-    for server in servers:
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while any(Path(f"/proc/{pid}").exists() for pid in children):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    for pid in children:
-        # The name check guards against a PID that was reused meanwhile.
-        if process_alive(pid) and "nsd" in process_name(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def process_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except FileNotFoundError:
-        return ""
+    """Stop each server and the processes NSD forks, as
+    `peers.stop_process_trees` does, so that no process of this test is left
+    when it returns."""
+    stop_process_trees([server.process for server in servers])
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +213,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PeerPa
     module. A server that fails to start is reported by the tests of its
     zone set, not here, so the other zone sets still run.
     """
-    nsd = find_nsd()
+    nsd = find_program("nsd")
     started: list[ServerProcess] = []
     pairs: dict[str, PeerPair] = {}
     try:

@@ -9,7 +9,6 @@ Every TTL, penalty and stale window is checked on the fake clock.
 import asyncio
 import logging
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, stop_process
 from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
 from fakenet import (
     FakeClock,
@@ -1479,12 +1478,7 @@ def test_resolver_command_logs_policies(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child, 5)
 
     text = log_path.read_text()
     assert "timeout 300 ms, 2 retries per server" in text

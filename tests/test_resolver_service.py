@@ -8,7 +8,6 @@ dnspython, and stop every process by its PID.
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from conftest import free_port
+from conftest import free_port, stop_processes
 from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, RR, DNSRecord
 from fakenet import authority, silent
 from test_iterator import EXAMPLE_COM, EXAMPLE_COM_1, EXAMPLE_COM_2, Hierarchy
@@ -328,15 +327,7 @@ def _wait_until_ready(processes: Processes) -> None:
 
 
 def _stop(processes: Processes) -> None:
-    for child in processes.children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in processes.children.values():
-        try:
-            child.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    stop_processes(list(processes.children.values()), STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
