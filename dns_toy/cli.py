@@ -57,6 +57,21 @@ ControlOption = Annotated[
 ]
 
 
+def _running_root_hints() -> Path:
+    """Return the root hints of the hierarchy `up` runs from the default
+    run directory, or the default hierarchy's hints when none runs."""
+    from .errors import DnsToyError
+    from .runstate import default_run_dir, read_state
+
+    directory = default_run_dir()
+    try:
+        read_state(directory)
+    except DnsToyError:
+        return DEFAULT_ROOT_HINTS
+    hints = directory / "root.hints"
+    return hints if hints.is_file() else DEFAULT_ROOT_HINTS
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -308,8 +323,12 @@ def resolve(
         typer.Option(help="Ask this resolver (ADDR[:PORT]) instead of resolving here."),
     ] = None,
     root_hints: Annotated[
-        Path, typer.Option(help="Root hints for in-process resolution.")
-    ] = DEFAULT_ROOT_HINTS,
+        Path | None,
+        typer.Option(
+            help="Root hints for in-process resolution (default: those of the "
+            "hierarchy `dns-toy up` runs, else zones/root.hints)."
+        ),
+    ] = None,
     server_port: ServerPortOption = DEFAULT_PORT,
     trace: Annotated[
         bool, typer.Option("--trace", help="Print each query and what came back.")
@@ -347,7 +366,7 @@ def resolve(
             name,
             qtype,
             server,
-            str(root_hints),
+            str(root_hints or _running_root_hints()),
             server_port,
             trace,
             mode=mode.value,

@@ -170,7 +170,13 @@ class ControlServer:
         self.commands = dict(commands)
         self.commands.setdefault("ping", self._ping)
         self.rejected = 0  # connections refused by the peer uid check
+        # Set once the process's DNS service listens, so that `ping` tells a
+        # starting process from a ready one.
+        self.listening = False
         self._server: asyncio.AbstractServer | None = None
+
+    def mark_listening(self, _port: int = 0) -> None:
+        self.listening = True
 
     async def start(self) -> None:
         sock = bind_control_socket(self.path)
@@ -187,7 +193,11 @@ class ControlServer:
         log.info("control channel on %s closed", self.path)
 
     async def _ping(self, _arguments: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "commands": sorted(self.commands)}
+        return {
+            "pid": os.getpid(),
+            "listening": self.listening,
+            "commands": sorted(self.commands),
+        }
 
     async def _serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -375,8 +385,9 @@ def run_service_with_control(
     channel at `control_path` (none when None); return the exit status."""
 
     async def main() -> None:
-        async with control_channel(control_path, commands):
-            await serve(handler, address, port, label)
+        async with control_channel(control_path, commands) as channel:
+            ready = None if channel is None else channel.mark_listening
+            await serve(handler, address, port, label, ready=ready)
 
     try:
         asyncio.run(main())

@@ -65,13 +65,16 @@ def _select(state: RunState, requested: str | None, role: str) -> ProcessEntry:
         if not candidates:
             raise DnsToyError(f"this hierarchy runs no {role}; pass --server")
         return candidates[0]
+    # Named explicitly, any process may be meant: a server started with
+    # --recursion has a cache too.
+    candidates += [entry for entry in state.processes if entry.role != role]
     key = requested.lower().rstrip(".")
     for entry in candidates:
         if key in (entry.name.lower().rstrip("."), entry.address):
             return entry
     known = ", ".join(entry.name for entry in candidates)
     raise DnsToyError(
-        f"no {role} named {requested!r} in this hierarchy; known: {known}"
+        f"no process named {requested!r} in this hierarchy; known: {known}"
     )
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from dnslib import DNSError, DNSRecord
 
 from .control import control_socket_path
+from .control import request as control_request
 from .errors import DnsToyError, TopologyError
 from .faults import parse_faults
 from .runstate import (
@@ -421,7 +422,7 @@ def _wait_for_group(
             _report_start_failure(child, "exited during start-up")
         if exited:
             return False
-        waiting = [child for child in waiting if not _probe(child, port)]
+        waiting = [child for child in waiting if not _is_ready(child, port)]
         if waiting and time.monotonic() > deadline:
             for child in waiting:
                 _report_start_failure(
@@ -433,6 +434,21 @@ def _wait_for_group(
 
 def _stop_requested() -> bool:
     return bool(signal.sigpending() & STOP_SIGNALS)
+
+
+def _is_ready(child: Child, port: int) -> bool:
+    """Return whether `child` itself listens: its control channel must say
+    so, because a reply on its address may come from another hierarchy."""
+    if child.control:
+        try:
+            status = control_request(child.control, "ping", timeout=PROBE_TIMEOUT)
+        except DnsToyError:
+            time.sleep(0.05)
+            return False
+        if not (isinstance(status, dict) and status.get("listening")):
+            time.sleep(0.05)
+            return False
+    return _probe(child, port)
 
 
 def _probe(child: Child, port: int) -> bool:
@@ -503,20 +519,35 @@ def _print_summary(children: list[Child], port: int, directory: Path) -> None:
 
 
 def _example_lines(children: list[Child], port: int) -> str:
+    question = _example_question(children)
     lines = ["Try:"]
     resolver = next((c for c in children if c.is_resolver), None)
     if resolver is not None:
         lines.append(
-            f"  dig @{resolver.address} -p {port} www.example.com A"
+            f"  dig @{resolver.address} -p {port} {question}"
             "           # through the resolver"
         )
     server = next((c for c in children if not c.is_resolver), None)
     if server is not None:
         lines.append(
-            f"  dig @{server.address} -p {port} www.example.com A +norec"
+            f"  dig @{server.address} -p {port} {question} +norec"
             "    # ask one server, no recursion"
         )
     return "\n".join(lines) + "\n"
+
+
+def _example_question(children: list[Child]) -> str:
+    """Return a question the hierarchy can answer: www.example.com in the
+    default hierarchy, else the SOA of the last zone in the topology."""
+    origins = [
+        origin
+        for child in children
+        if not child.is_resolver
+        for origin in child.zones.split(", ")
+    ]
+    if "example.com." in origins:
+        return "www.example.com A"
+    return f"{origins[-1]} SOA" if origins else "www.example.com A"
 
 
 def _wait_for_stop(children: list[Child]) -> bool:

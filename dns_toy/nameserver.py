@@ -14,14 +14,20 @@ import sys
 
 from dnslib import CLASS, RCODE, DNSRecord
 
-from .authority import Catalog, RRsetOrder, answer_query
+from .authority import EDNS_UDP_SIZE, Catalog, RRsetOrder, answer_query
 from .control import ControlError, control_channel
 from .control_handlers import authority_commands
 from .faults import Decision, Faults
 from .querycheck import MalformedMessage, decode_query
 from .recursion import Recursor
 from .server import Client, Handler, serve
-from .wire import encode_response, formerr_for
+from .wire import (
+    encode_response,
+    find_opt_records,
+    finish_reply,
+    formerr_for,
+    start_reply,
+)
 from .zone import Zone
 from .zonecheck import ZoneCheckError, load_checked_zone
 
@@ -142,7 +148,7 @@ def authority_handler(served: ServedZones, recursor: Recursor | None = None) -> 
             return None
         if decision.delay > 0:
             await asyncio.sleep(decision.delay)
-        response = _faulty_reply(query, decision, client)
+        response = _faulty_reply(query, decision, client, served.catalog)
         if response is None and recursor is not None:
             response = await recursor.respond(query, served.catalog)
         if response is None:
@@ -153,21 +159,23 @@ def authority_handler(served: ServedZones, recursor: Recursor | None = None) -> 
 
 
 def _faulty_reply(
-    query: DNSRecord, decision: Decision, client: Client
+    query: DNSRecord, decision: Decision, client: Client, catalog: Catalog
 ) -> DNSRecord | None:
     """Return the reply an injected fault calls for, or None to answer."""
-    rcode = None
-    if decision.servfail:
-        rcode = RCODE.SERVFAIL
-    elif decision.refuse:
-        rcode = RCODE.REFUSED
-    truncate = decision.truncate and client.transport == "udp"
-    if rcode is None and not truncate:
-        return None
-    reply = query.reply(ra=0, aa=0)
-    reply.header.rcode = rcode if rcode is not None else RCODE.NOERROR
-    reply.header.tc = int(truncate and rcode is None)
-    return reply
+    if decision.servfail or decision.refuse:
+        reply = start_reply(query)
+        rcode = RCODE.SERVFAIL if decision.servfail else RCODE.REFUSED
+        return finish_reply(reply, rcode, find_opt_records(query), EDNS_UDP_SIZE)
+    if decision.truncate and client.transport == "udp":
+        # The real reply's header and OPT record, with every section
+        # emptied and TC=1, as a server whose answer did not fit sends it.
+        reply = answer_query(query, catalog)
+        reply.rr = []
+        reply.auth = []
+        reply.ar = find_opt_records(reply)
+        reply.header.tc = 1
+        return reply
+    return None
 
 
 def _file_stamp(path: str) -> tuple[int, int] | None:
@@ -208,9 +216,10 @@ async def _run(
         commands = authority_commands(served)
         if recursor is not None:
             commands = {**commands, **recursor.control_commands()}
-        async with control_channel(control, commands):
+        async with control_channel(control, commands) as channel:
             handler = authority_handler(served, recursor)
-            await serve(handler, address, port, served.name)
+            ready = None if channel is None else channel.mark_listening
+            await serve(handler, address, port, served.name, ready=ready)
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -105,7 +105,7 @@ def select_servers(state: RunState, wanted: list[str]) -> list[ProcessEntry]:
 def reload_command(wanted: list[str], run_dir: Path | None, pid: int | None) -> int:
     """Send SIGHUP to servers of a running hierarchy, or to one PID."""
     if pid is not None:
-        targets = [ProcessEntry(f"PID {pid}", "-", 0, pid, "server")]
+        targets = [ProcessEntry("dns-toy serve", "-", 0, pid, "server")]
     else:
         try:
             state = read_state(run_dir or default_run_dir())
@@ -115,6 +115,15 @@ def reload_command(wanted: list[str], run_dir: Path | None, pid: int | None) -> 
             return 1
     status = 0
     for entry in targets:
+        if not is_name_server_process(entry.pid):
+            # SIGHUP ends most other programs, and a PID may have been reused.
+            print(
+                f"error: PID {entry.pid} is not a running `dns-toy serve` "
+                "process; nothing sent",
+                file=sys.stderr,
+            )
+            status = 1
+            continue
         try:
             os.kill(entry.pid, signal.SIGHUP)
         except ProcessLookupError:
@@ -129,3 +138,14 @@ def reload_command(wanted: list[str], run_dir: Path | None, pid: int | None) -> 
             continue
         print(f"reload sent to {entry.name} (PID {entry.pid})")
     return status
+
+
+def is_name_server_process(pid: int) -> bool:
+    """Return whether `pid` runs `dns-toy serve` (read from /proc)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [argument.decode(errors="replace") for argument in arguments]
+    runs_package = any(w == "dns_toy" or w.endswith("dns-toy") for w in words)
+    return runs_package and "serve" in words and process_alive(pid)

@@ -631,7 +631,7 @@ def test_fault_unknown_server_exits_1(running: Hierarchy) -> None:
     result = cli(running, "fault", "ns9.nowhere", "delay=1")
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "error: no server named 'ns9.nowhere' in this hierarchy; known: a.root-servers.net"
+        "error: no process named 'ns9.nowhere' in this hierarchy; known: a.root-servers.net"
     )
 
 

@@ -133,6 +133,8 @@ def test_refuse_fault(faulty: NameServer) -> None:
 def test_truncate_fault_udp_only(faulty: NameServer) -> None:
     reply = faulty.query("www.fault.test.")
     assert reply.flags & dns.flags.TC
+    assert reply.flags & dns.flags.AA  # the real reply's header, emptied
+    assert not reply.flags & dns.flags.AD
     assert reply.answer == []
     query = dns.message.make_query("www.fault.test.", "A")
     whole = dns.query.tcp(query, ADDRESS, port=faulty.port, timeout=2)

@@ -105,3 +105,30 @@ def test_reload_without_hierarchy_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no running hierarchy" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reload_pid_of_other_program_refused() -> None:
+    # SIGHUP would end most programs: only `dns-toy serve` may get it.
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "dns_toy", "reload", "--pid", str(sleeper.pid)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert result.returncode == 1
+        assert "is not a running `dns-toy serve` process" in result.stderr
+        assert sleeper.poll() is None  # still running: no signal was sent
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_reload_pid_of_server_works(tmp_path: Path, launch_hierarchy: Callable[[Path], Hierarchy]) -> None:
+    hierarchy = launch_hierarchy(copy_default_zones(tmp_path))
+    pid = hierarchy.pids["ns1.example.com"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dns_toy", "reload", "--pid", str(pid)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"(PID {pid})" in result.stdout

@@ -10,6 +10,7 @@ outlive a test.
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -437,3 +438,16 @@ def test_mermaid_diagram_of_chain(recursive: Hierarchy) -> None:
     assert len(replies) == 4
     assert queries[0].startswith("    client->>resolver: ttl10.example.com. A")
     assert replies[-1].startswith("    resolver-->>client: NOERROR")
+
+
+def test_cache_show_names_recursing_server(recursive: Hierarchy) -> None:
+    name = "ftp.example.com"
+    query = dns.message.make_query(name, "A")
+    assert dns.query.udp(query, RESOLVER, port=recursive.port, timeout=5).answer
+    wait_for_line(recursive, "resolver", f"{name}. A: summary:")
+    command = [sys.executable, "-m", "dns_toy", "cache", "show", name, "--json"]
+    command += ["--server", ROOT, "--run-dir", str(recursive.run_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    owners = {entry["name"] for entry in json.loads(result.stdout)["entries"]}
+    assert f"{name}." in owners
