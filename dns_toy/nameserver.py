@@ -2,7 +2,7 @@
 
 Zones are reloaded on SIGHUP and, with `watch`, when a zone file changes.
 A reload builds the new zone aside and swaps the catalog in one assignment,
-so every query sees either the old or the new data. A zone that fails to
+so every query gets either the old or the new data. A zone that fails to
 load keeps its old version serving, and the other zones reload normally.
 """
 
@@ -128,7 +128,7 @@ class ServedZones:
 
 def authority_handler(served: ServedZones, recursor: Recursor | None = None) -> Handler:
     """Return a handler that answers from the current catalog of `served`,
-    after applying the faults the server is told to inject. With a
+    after applying the faults set for the server. With a
     `recursor`, RD=1 queries that the zones leave open are resolved."""
 
     async def handle(data: bytes, client: Client) -> bytes | None:
@@ -139,7 +139,7 @@ def authority_handler(served: ServedZones, recursor: Recursor | None = None) -> 
             return formerr_for(data)
         if query.header.qr:
             return None  # a reply sent to us: answering it could start a loop
-        # Faults hit class IN only, so `CH TXT id.server` still tells
+        # Faults hit class IN only, so `CH TXT id.server` still shows
         # whether a faulty server is up and which one it is.
         decision = Decision()
         if all(question.qclass == CLASS.IN for question in query.questions):
