@@ -36,7 +36,7 @@ from typing import Protocol
 from dnslib import QTYPE, DNSError, DNSLabel
 
 from .errors import DnsToyError
-from .zoneedit import RRsetEdit
+from .zoneedit import RRsetEdit, next_serial
 
 Output = Callable[[str], None]
 
@@ -218,7 +218,7 @@ class _Experiment:
 
     async def _publish(self, values: tuple[str, ...], ttl: int, serials: int) -> None:
         edit = RRsetEdit(self.name, QTYPE.A, values, ttl)
-        await self.lab.publish(edit, (self.serial + serials) % 2**32)
+        await self.lab.publish(edit, next_serial(self.serial, serials))
 
     async def _sample(self, step: int, events: list[str]) -> Row:
         authority = await self.lab.ask_authority()

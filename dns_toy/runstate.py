@@ -76,7 +76,8 @@ def read_state(directory: Path) -> RunState:
 
 
 def process_alive(pid: int) -> bool:
-    """Return True while `pid` runs and is not a zombie."""
+    """Return True while `pid` runs, counting a zombie as gone: in a
+    container, no init process may be there to reap an orphan."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):

@@ -43,9 +43,6 @@ class ZoneRecord:
     path: str
     line: int
 
-    def to_rr(self) -> RR:
-        return RR(self.name, self.rtype, self.rclass, self.ttl, self.rdata)
-
 
 @dataclass(frozen=True)
 class RRset:

@@ -64,6 +64,7 @@ def zone_serial(text: str, path: str) -> int:
 
 
 def next_serial(serial: int, step: int = 1) -> int:
+    """Return `serial` raised by `step` in RFC 1982 serial arithmetic."""
     return (serial + step) % SERIAL_MODULUS
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dns_toy.runstate import process_alive
 from dns_toy.topology import Topology, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,19 +46,6 @@ def port_is_free(address: str, port: int) -> bool:
             except OSError:
                 return False
     return True
-
-
-def process_alive(pid: int) -> bool:
-    """Return True while `pid` runs, counting a zombie as gone.
-
-    In a container, no init process may be there to reap an orphan.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    # The state follows the command name, which is in parentheses.
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def stop_processes(
